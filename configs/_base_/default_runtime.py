@@ -1,0 +1,34 @@
+# Runtime shared by every drm_mm config.
+# Components resolve in the drm_mm scope first, then MMPretrain / MMEngine.
+default_scope = 'drm_mm'
+custom_imports = dict(imports=['drm_mm'], allow_failed_imports=False)
+# DRMRunner = MMEngine Runner + safe checkpoint loading (weights_only=True
+# with MMEngine's own types allowed) + gloo/CPU distributed training.
+runner_type = 'drm_mm.DRMRunner'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # nccl on GPUs; DRMRunner uses gloo itself when no GPU is present.
+    dist_cfg=dict(backend='nccl'),
+)
+
+# Local JSON scalars by default. TensorBoard: add
+# dict(type='TensorboardVisBackend'); Weights & Biases:
+# dict(type='WandbVisBackend', init_kwargs=dict(project='drm_mm')).
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

@@ -1,0 +1,10 @@
+"""drm_mm: Dual Risk Minimization for CLIP as an OpenMMLab plugin.
+
+Importing the package registers every component in the ``drm_mm`` scope,
+so ``custom_imports=dict(imports=['drm_mm'])`` is all another project needs.
+"""
+from .version import __version__, version_info  # noqa: F401
+from . import registry  # noqa: F401,E402
+from . import datasets, engine, evaluation, models  # noqa: F401,E402
+
+__all__ = ['__version__', 'version_info']

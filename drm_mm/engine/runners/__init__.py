@@ -1,0 +1,4 @@
+"""Runners."""
+from .drm_runner import DRMRunner
+
+__all__ = ['DRMRunner']

@@ -1,0 +1,142 @@
+"""One place that builds open_clip models and tokenizers for drm_mm.
+
+``pretrained`` is an open_clip tag (``'openai'``, ``'laion400m_e31'``, ...),
+a local weights file, or ``None`` (random init). Local files always load
+offline and with ``weights_only=True``; a tag that needs a download and
+cannot get one fails with a message saying which file to place where.
+"""
+import os
+import os.path as osp
+import pickle
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import open_clip
+import torch
+from torch import nn
+
+#: Architectures shipped with drm_mm (tiny test models, the toy world CLIP).
+MODEL_CONFIG_DIR = Path(__file__).parent / 'model_configs'
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+def _check_model_name(model_name: str) -> None:
+    if model_name not in open_clip.list_models():
+        raise ValueError(
+            f'Unknown open_clip architecture {model_name!r}. Use one of '
+            f'open_clip.list_models() (e.g. ViT-B-16, ViT-L-14, '
+            f'ViT-L-14-336) or register a JSON config with '
+            f'open_clip.add_model_config(path) / put it in {MODEL_CONFIG_DIR}.')
+
+
+def _mismatch_message(path: str, missing: list, unexpected: list) -> str:
+    parts = []
+    if missing:
+        parts.append(f'missing keys (first: {missing[:5]})')
+    if unexpected:
+        parts.append(f'unexpected keys (first: {unexpected[:5]})')
+    return ' and '.join(parts)
+
+
+def load_clip_weights(model: nn.Module, path: str, model_name: str) -> None:
+    """Load a local CLIP weights file into ``model``, safely and strictly.
+
+    Uses ``weights_only=True`` (third-party files are untrusted) and names
+    the first mismatching keys when the file is for another architecture.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'pretrained weights file {path!r} does not exist. Pass an '
+            f'existing local file, an open_clip tag (see '
+            f'open_clip.list_pretrained_tags_by_model({model_name!r})) or '
+            f'None for random weights.')
+    try:
+        incompatible = open_clip.load_checkpoint(
+            model, path, strict=False, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise RuntimeError(
+            f'Refused to load {path!r}: it is not a plain tensor file and '
+            f'torch.load(weights_only=True) rejected it ({err}). Pretrained '
+            f'weights are untrusted input; convert them to a state_dict of '
+            f'tensors (or .safetensors) with a trusted tool first.') from None
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        detail = '; '.join(line.strip() for line in first[1:4]) or first[0]
+        raise ValueError(
+            f'pretrained file {path!r} does not match architecture '
+            f'{model_name!r}: {detail}. Check model_name and the file.'
+        ) from None
+    missing = list(getattr(incompatible, 'missing_keys', []))
+    unexpected = list(getattr(incompatible, 'unexpected_keys', []))
+    if missing or unexpected:
+        raise ValueError(
+            f'pretrained file {path!r} does not match architecture '
+            f'{model_name!r}: {_mismatch_message(path, missing, unexpected)}.'
+            f' Check model_name and the file.')
+
+
+def _download_help(model_name: str, tag: str, cache_dir: Optional[str],
+                   err: Exception) -> str:
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    hub = cfg.get('hf_hub', '').rstrip('/')
+    where = (f'the Hugging Face repo {hub!r}' if hub else
+             f'{cfg.get("url", "its URL")}')
+    cache = cache_dir or os.environ.get('HF_HUB_CACHE') or os.environ.get(
+        'HF_HOME', '~/.cache/huggingface')
+    return (
+        f'Could not get open_clip weights {model_name!r}/{tag!r} ({err}). '
+        f'Without network: download the weights file from {where} on a '
+        f'machine with access and pass its local path as pretrained=..., or '
+        f'put the repo into the Hugging Face cache ({cache}) and set '
+        f'HF_HUB_OFFLINE=1 before starting (this also avoids a long network '
+        f'time-out).')
+
+
+def build_open_clip(model_name: str,
+                    pretrained: Optional[str] = None,
+                    cache_dir: Optional[str] = None,
+                    force_quick_gelu: bool = False,
+                    force_image_size: Optional[int] = None) -> nn.Module:
+    """Build an open_clip CLIP model with weights from a tag, file or None."""
+    _check_model_name(model_name)
+    kwargs = dict(force_quick_gelu=force_quick_gelu,
+                  force_image_size=force_image_size,
+                  cache_dir=cache_dir,
+                  pretrained_text=False)
+    if pretrained is None:
+        return open_clip.create_model(model_name, pretrained=None, **kwargs)
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if pretrained in tags:
+        try:
+            return open_clip.create_model(
+                model_name, pretrained=pretrained, weights_only=True,
+                **kwargs)
+        except Exception as err:  # hub / network / cache errors
+            raise RuntimeError(
+                _download_help(model_name, pretrained, cache_dir,
+                               err)) from None
+    looks_like_path = (os.sep in str(pretrained) or osp.splitext(
+        str(pretrained))[1] in ('.pt', '.pth', '.bin', '.safetensors'))
+    if not looks_like_path and not osp.exists(pretrained):
+        raise ValueError(
+            f'pretrained={pretrained!r} is neither an open_clip tag of '
+            f'{model_name!r} (known tags: {tags}) nor an existing file.')
+    model = open_clip.create_model(model_name, pretrained=None, **kwargs)
+    load_clip_weights(model, str(pretrained), model_name)
+    return model
+
+
+def build_tokenizer(model_name: str) -> Callable:
+    """The open_clip tokenizer of ``model_name`` (works offline for CLIP)."""
+    _check_model_name(model_name)
+    return open_clip.get_tokenizer(model_name)
+
+
+def freeze_module(module: nn.Module) -> None:
+    """Stop gradients and put ``module`` in eval mode permanently."""
+    module.eval()
+    for param in module.parameters():
+        param.requires_grad_(False)
+
+
+TensorOrList = Union[torch.Tensor, list]

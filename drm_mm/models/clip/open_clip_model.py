@@ -1,0 +1,132 @@
+"""``OpenCLIP``: both towers of an open_clip CLIP as one MMEngine module."""
+import copy
+from typing import Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+
+from drm_mm.registry import MODELS
+from .open_clip_adapter import build_open_clip, build_tokenizer, freeze_module
+
+TOWERS = ('image', 'text', 'logit_scale')
+
+
+def is_image_param(name: str) -> bool:
+    """Whether a parameter/buffer name of an open_clip CLIP is image tower."""
+    return name.startswith('visual.')
+
+
+def is_text_param(name: str) -> bool:
+    """Whether a parameter name of an open_clip CLIP belongs to the text
+    tower (everything that is neither image tower nor logit scale/bias)."""
+    return not is_image_param(name) and name not in ('logit_scale',
+                                                     'logit_bias')
+
+
+@MODELS.register_module()
+class OpenCLIP(BaseModule):
+    """An open_clip CLIP (image + text tower) with its tokenizer.
+
+    Built once and shared: the DRM classifier, its head and the soft-label
+    pass all use this one instance, so weights are never loaded twice.
+
+    Args:
+        model_name: open_clip architecture, e.g. ``'ViT-B-16'``.
+        pretrained: open_clip tag (``'openai'``), local weights file or None.
+        cache_dir: where open_clip/Hugging Face cache downloaded weights.
+        force_quick_gelu: use QuickGELU (as OpenAI weights need; open_clip
+            sets it itself for the ``openai`` tag).
+        image_size: override the architecture's input resolution.
+        grad_checkpointing: recompute activations in backward (saves memory).
+        frozen: towers that never train: any of ``'image'``, ``'text'``,
+            ``'logit_scale'``.
+    """
+
+    def __init__(self,
+                 model_name: str,
+                 pretrained: Optional[str] = None,
+                 cache_dir: Optional[str] = None,
+                 force_quick_gelu: bool = False,
+                 image_size: Optional[int] = None,
+                 grad_checkpointing: bool = False,
+                 frozen: Sequence[str] = (),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        unknown = set(frozen) - set(TOWERS)
+        if unknown:
+            raise ValueError(f'OpenCLIP.frozen: unknown tower(s) '
+                             f'{sorted(unknown)}; choose from {TOWERS}.')
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.model = build_open_clip(
+            model_name,
+            pretrained=pretrained,
+            cache_dir=cache_dir,
+            force_quick_gelu=force_quick_gelu,
+            force_image_size=image_size)
+        self.tokenizer = build_tokenizer(model_name)
+        self.frozen = tuple(frozen)
+        if grad_checkpointing:
+            self.model.set_grad_checkpointing(True)
+        for name, param in self.model.named_parameters():
+            if ((is_image_param(name) and 'image' in self.frozen)
+                    or (is_text_param(name) and 'text' in self.frozen)
+                    or (name in ('logit_scale', 'logit_bias')
+                        and 'logit_scale' in self.frozen)):
+                param.requires_grad_(False)
+
+    def init_weights(self) -> None:
+        """Keep open_clip's own initialisation / loaded weights."""
+
+    def train(self, mode: bool = True) -> 'OpenCLIP':
+        """Frozen towers stay in eval mode (dropout / BN statistics)."""
+        super().train(mode)
+        if 'image' in self.frozen:
+            self.model.visual.eval()
+        return self
+
+    @property
+    def text_trainable(self) -> bool:
+        """Whether any text-tower parameter receives gradients."""
+        return any(p.requires_grad
+                   for n, p in self.model.named_parameters()
+                   if is_text_param(n))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.logit_scale.device
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """``exp(logit_scale)``, clamped to 100 as in CLIP training."""
+        return self.model.logit_scale.exp().clamp(max=100)
+
+    def encode_image(self, images: torch.Tensor,
+                     normalize: bool = True) -> torch.Tensor:
+        """Image embeddings ``(N, D)``, L2-normalised by default."""
+        return self.model.encode_image(images, normalize=normalize)
+
+    def tokenize(self, texts: Union[str, Sequence[str]]) -> torch.Tensor:
+        """Token ids ``(N, context_length)`` on the model's device."""
+        if isinstance(texts, str):
+            texts = [texts]
+        return self.tokenizer(list(texts)).to(self.device)
+
+    def encode_text(self, texts: Union[Sequence[str], torch.Tensor],
+                    normalize: bool = True) -> torch.Tensor:
+        """Text embeddings ``(N, D)`` of strings or token ids in one batch."""
+        tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(
+            texts)
+        return self.model.encode_text(tokens, normalize=normalize)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised image embeddings (so the module works as a backbone)."""
+        return self.encode_image(images)
+
+
+def frozen_copy(clip: 'OpenCLIP') -> nn.Module:
+    """A frozen deep copy of ``clip`` (e.g. the pre-trained teacher)."""
+    teacher = copy.deepcopy(clip)
+    freeze_module(teacher)
+    return teacher

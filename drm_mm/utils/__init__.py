@@ -1,0 +1,9 @@
+"""Small utilities shared by tools and engine components."""
+from .safe_checkpoint import (UnsafeCheckpointError, load_trusted_checkpoint,
+                              mmengine_checkpoint_globals)
+from .setup_env import register_all_modules
+
+__all__ = [
+    'UnsafeCheckpointError', 'load_trusted_checkpoint',
+    'mmengine_checkpoint_globals', 'register_all_modules'
+]

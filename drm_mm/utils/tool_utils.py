@@ -1,0 +1,52 @@
+"""Shared pieces of the command-line tools (tools/train.py, tools/test.py)."""
+import argparse
+import os.path as osp
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_launcher_arg(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and the ``--local-rank`` that torch launchers pass."""
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher (pytorch for torchrun / '
+                        'dist_train.sh, slurm for srun)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(path: str) -> Config:
+    """Read a config file, with a one-line error when it is missing."""
+    if not osp.isfile(path):
+        raise SystemExit(f'config file {path!r} does not exist (configs live '
+                         'under configs/, e.g. configs/drm/'
+                         'vitb16_iwildcam.py).')
+    import drm_mm  # noqa: F401  registers every component
+    return Config.fromfile(path)
+
+
+def set_dataloader_defaults(cfg: Config, pin_memory: bool,
+                            persistent_workers: bool) -> None:
+    """Dataloader defaults of MMPretrain's tools, overridable per loader."""
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field)
+        if loader is None:
+            continue
+        workers = loader.get('num_workers', 0)
+        merged = dict(pin_memory=pin_memory,
+                      persistent_workers=persistent_workers and workers > 0,
+                      collate_fn=dict(type='default_collate'))
+        merged.update(loader)
+        if not pin_memory:
+            merged['pin_memory'] = False
+        if not persistent_workers or workers == 0:
+            merged['persistent_workers'] = False
+        cfg[field] = merged
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The runner named by ``runner_type`` (drm_mm configs: DRMRunner)."""
+    from mmengine.registry import RUNNERS
+    cfg.setdefault('runner_type', 'drm_mm.DRMRunner')
+    return RUNNERS.build(cfg)

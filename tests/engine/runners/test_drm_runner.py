@@ -1,0 +1,108 @@
+"""DRMRunner: resume with MMEngine's own checkpoints under torch's
+weights_only default, refusal of crafted pickles, CPU wrapping."""
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.model import BaseModel
+from torch import nn
+from torch.utils.data import Dataset
+
+from drm_mm.engine.runners import DRMRunner
+from drm_mm.utils import UnsafeCheckpointError
+
+
+class _Points(Dataset):
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, idx):
+        g = torch.Generator().manual_seed(idx)
+        return dict(inputs=torch.randn(4, generator=g),
+                    labels=torch.tensor(idx % 2))
+
+
+class _Linear(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, inputs, labels, mode='tensor'):
+        logits = self.fc(inputs)
+        if mode == 'loss':
+            return dict(loss=nn.functional.cross_entropy(logits, labels))
+        return logits
+
+
+def _runner(work_dir, max_iters, resume=False, load_from=None):
+    torch.manual_seed(0)
+    return DRMRunner(
+        model=_Linear(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(dataset=_Points(), batch_size=4,
+                              sampler=dict(type='DefaultSampler',
+                                           shuffle=True),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        randomness=dict(seed=0),
+        resume=resume,
+        load_from=load_from,
+        default_scope='drm_mm',
+        experiment_name=f'exp{max_iters}{resume}{os.getpid()}'
+        f'{osp.basename(str(work_dir))}')
+
+
+def test_resume_continues_at_next_iteration(tmp_path):
+    first = _runner(tmp_path, max_iters=4)
+    first.train()
+    saved = torch.load(tmp_path / 'iter_4.pth', weights_only=False)
+    assert (tmp_path / 'last_checkpoint').exists()
+
+    second = _runner(tmp_path, max_iters=6, resume=True)
+    second.load_or_resume()  # what train() does first
+    assert second.iter == 4
+    state = second.optim_wrapper.optimizer.state_dict()['state']
+    for idx, tensors in saved['optimizer']['state'].items():
+        for key, value in tensors.items():
+            assert torch.equal(torch.as_tensor(state[idx][key]),
+                               torch.as_tensor(value)), key
+    second.train()
+    assert second.iter == 6 and (tmp_path / 'iter_6.pth').exists()
+
+
+def test_load_from_refuses_crafted_pickle(tmp_path):
+    marker = tmp_path / 'pwned'
+
+    class Payload:
+
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'fc.weight': Payload()}}, evil)
+    runner = _runner(tmp_path / 'w', max_iters=1, load_from=str(evil))
+    with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+        runner.load_or_resume()
+    assert not marker.exists()
+
+
+def test_no_gpu_distributed_wrapper_defaults(tmp_path, monkeypatch):
+    runner = _runner(tmp_path, max_iters=1)
+    monkeypatch.setattr(DRMRunner, 'distributed', property(lambda s: True))
+    captured = {}
+
+    def fake_wrap(self, cfg, model):
+        captured.update(cfg)
+        return model
+
+    monkeypatch.setattr('mmengine.runner.Runner.wrap_model', fake_wrap)
+    runner.wrap_model(None, runner.model)
+    assert captured['device_ids'] is None
+    assert captured['type'] == 'MMDistributedDataParallel'

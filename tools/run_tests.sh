@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: set up .venv (if needed) and run the whole
+# test suite, printing its wall time. Extra arguments go to pytest,
+# e.g. `bash tools/run_tests.sh -m "not slow"`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+bash tools/setup_env.sh
+export HF_HUB_OFFLINE=1
+start=$(date +%s)
+set +e
+"$ROOT/.venv/bin/python" -m pytest tests -p no:cacheprovider "$@"
+rc=$?
+set -e
+echo "[run_tests] test suite wall time: $(( $(date +%s) - start )) s (exit $rc)"
+exit $rc

@@ -1,0 +1,65 @@
+"""Evaluate a checkpoint on the test set(s) of a config.
+
+Mirrors MMPretrain's ``tools/test.py``. With a multi-set test loop one call
+prints the whole ID + OOD table.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from drm_mm.utils.tool_utils import (add_launcher_arg, build_runner,
+                                     load_config, set_dataloader_defaults)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a drm_mm model')
+    parser.add_argument('config', help='path of the config')
+    parser.add_argument('checkpoint', help='checkpoint to evaluate')
+    parser.add_argument('--work-dir', help='where evaluation logs go')
+    parser.add_argument(
+        '--out', help='dump the metrics (.json/.yaml) or, with a .pkl '
+        'suffix, every prediction')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config fields: key=value ...')
+    parser.add_argument('--amp', action='store_true',
+                        help='autocast the forward pass')
+    add_launcher_arg(parser)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint {args.checkpoint!r} does not exist.')
+    cfg = load_config(args.config)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    set_dataloader_defaults(cfg, pin_memory=True, persistent_workers=False)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    runner = build_runner(cfg)
+    if args.out is not None and args.out.endswith('.pkl'):
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    metrics = runner.test()
+    if args.out is not None and not args.out.endswith('.pkl'):
+        from mmengine.fileio import dump
+        dump(metrics, args.out)
+        runner.logger.info(f'metrics written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
