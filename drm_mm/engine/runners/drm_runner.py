@@ -1,10 +1,15 @@
-"""``DRMRunner``: MMEngine's Runner with safe checkpoint loading and
+"""``DRMRunner``: MMEngine's Runner with safe checkpoint loading, atomic
+checkpoint writes, resume that skips a corrupt latest checkpoint, and
 distributed training on CPU-only machines."""
-from typing import Dict, Optional
+import glob
+import os
+import os.path as osp
+import zipfile
+from typing import Dict, List, Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.dist import is_distributed
+from mmengine.dist import is_distributed, is_main_process
 from mmengine.runner import Runner
 from torch import nn
 
@@ -12,17 +17,38 @@ from drm_mm.registry import RUNNERS
 from drm_mm.utils.safe_checkpoint import mmengine_checkpoint_globals
 
 
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a complete ``torch.save`` file, or None.
+
+    Cheap: reads the zip directory at the end of the file, which a
+    truncated write does not have.
+    """
+    if not osp.isfile(path):
+        return 'file does not exist'
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not any(n.endswith('data.pkl') for n in archive.namelist()):
+                return 'no data.pkl in the archive'
+    except (zipfile.BadZipFile, OSError) as err:
+        return f'not a complete checkpoint ({err})'
+    return None
+
+
 @RUNNERS.register_module()
 class DRMRunner(Runner):
     """Runner used by every drm_mm config (``runner_type='DRMRunner'``).
 
-    Differences from :class:`mmengine.runner.Runner`, all at the level where
-    MMEngine 0.10 falls short:
+    Differences from :class:`mmengine.runner.Runner`, each where MMEngine
+    0.10 falls short:
 
     * checkpoints (``resume`` and ``load_from``) load with
       ``weights_only=True`` plus an allowlist of exactly the types MMEngine
       writes (:mod:`drm_mm.utils.safe_checkpoint`); a pickle that would run
       code is refused with a clear error;
+    * checkpoints are written to a temporary file and renamed, so a crash
+      mid-write never leaves a truncated ``.pth``; ``--resume auto`` checks
+      the latest checkpoint and falls back to the previous good one, saying
+      so in the log;
     * with a launcher but no GPU, the process group uses gloo and DDP wraps
       the model with ``device_ids=None`` (MMEngine would call
       ``torch.cuda.set_device``), so ``dist_train.sh`` runs on CPU.
@@ -48,7 +74,68 @@ class DRMRunner(Runner):
             model_wrapper_cfg = cfg
         return super().wrap_model(model_wrapper_cfg, model)
 
+    # -- checkpoints -------------------------------------------------------
+    def _resume_candidates(self) -> List[str]:
+        """Checkpoints of this work dir, the recorded latest one first, then
+        the others from newest to oldest (``best_*`` files excluded)."""
+        found = []
+        record = osp.join(self.work_dir, 'last_checkpoint')
+        if osp.isfile(record):
+            with open(record) as f:
+                latest = f.read().strip()
+            if latest:
+                found.append(latest)
+        others = [
+            p for p in glob.glob(osp.join(self.work_dir, '*.pth'))
+            if not osp.basename(p).startswith('best_')
+        ]
+        others.sort(key=osp.getmtime, reverse=True)
+        for path in others:
+            if all(not osp.samefile(path, f) for f in found
+                   if osp.exists(f)):
+                found.append(path)
+        return found
+
+    def _pick_resume_checkpoint(self) -> Optional[str]:
+        candidates = self._resume_candidates()
+        for path in candidates:
+            problem = checkpoint_problem(path)
+            if problem is None:
+                if path != candidates[0]:
+                    self.logger.warning(
+                        f'Resuming from the previous good checkpoint {path} '
+                        'instead.')
+                return path
+            self.logger.warning(
+                f'Checkpoint {path} is unusable: {problem}. Skipping it.')
+        if candidates:
+            raise RuntimeError(
+                f'--resume auto: no usable checkpoint in {self.work_dir} '
+                f'(tried {candidates}). Delete them to start afresh or pass '
+                '--resume PATH.')
+        return None
+
     def load_or_resume(self) -> None:
+        if self._has_loaded:
+            return None
+        if self._resume and self._load_from is None:
+            picked = self._pick_resume_checkpoint()
+            if picked is not None:
+                self.logger.info(f'Auto resume from {picked}.')
+                self._load_from = picked
         source = self._load_from or f'the latest checkpoint in {self.work_dir}'
         with mmengine_checkpoint_globals(repr(source)):
             super().load_or_resume()
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args,
+                        **kwargs) -> None:
+        """Write to ``<filename>.tmp`` and rename: a crash mid-write leaves
+        the previous checkpoints intact and no truncated ``.pth``."""
+        final = osp.join(out_dir, filename)
+        if '://' in out_dir:  # remote backends: no rename semantics
+            return super().save_checkpoint(out_dir, filename, *args,
+                                           **kwargs)
+        tmp_name = f'{filename}.tmp'
+        super().save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+        if is_main_process():
+            os.replace(osp.join(out_dir, tmp_name), final)

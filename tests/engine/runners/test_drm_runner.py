@@ -1,7 +1,7 @@
 """DRMRunner: resume with MMEngine's own checkpoints under torch's
 weights_only default, refusal of crafted pickles, CPU wrapping."""
+import itertools
 import os
-import os.path as osp
 
 import pytest
 import torch
@@ -11,6 +11,9 @@ from torch.utils.data import Dataset
 
 from drm_mm.engine.runners import DRMRunner
 from drm_mm.utils import UnsafeCheckpointError
+
+
+_RUN_IDS = itertools.count()
 
 
 class _Points(Dataset):
@@ -55,8 +58,7 @@ def _runner(work_dir, max_iters, resume=False, load_from=None):
         resume=resume,
         load_from=load_from,
         default_scope='drm_mm',
-        experiment_name=f'exp{max_iters}{resume}{os.getpid()}'
-        f'{osp.basename(str(work_dir))}')
+        experiment_name=f'drm_runner_test_{next(_RUN_IDS)}')
 
 
 def test_resume_continues_at_next_iteration(tmp_path):
@@ -106,3 +108,49 @@ def test_no_gpu_distributed_wrapper_defaults(tmp_path, monkeypatch):
     runner.wrap_model(None, runner.model)
     assert captured['device_ids'] is None
     assert captured['type'] == 'MMDistributedDataParallel'
+
+
+def test_checkpoints_written_atomically(tmp_path, monkeypatch):
+    _runner(tmp_path, max_iters=2).train()
+    assert (tmp_path / 'iter_2.pth').exists()
+    assert not list(tmp_path.glob('*.tmp'))
+    good = (tmp_path / 'iter_2.pth').read_bytes()
+
+    import mmengine.runner.runner as runner_module
+    real_save = runner_module.save_checkpoint
+
+    def crash_mid_write(checkpoint, filepath, **kwargs):
+        with open(filepath, 'wb') as f:
+            f.write(b'PK\x03\x04 partial')
+        raise KeyboardInterrupt('killed while writing')
+
+    monkeypatch.setattr(runner_module, 'save_checkpoint', crash_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        _runner(tmp_path, max_iters=4, resume=True).train()
+    monkeypatch.setattr(runner_module, 'save_checkpoint', real_save)
+    assert not (tmp_path / 'iter_4.pth').exists()
+    assert (tmp_path / 'iter_2.pth').read_bytes() == good
+    resumed = _runner(tmp_path, max_iters=4, resume=True)
+    resumed.load_or_resume()
+    assert resumed.iter == 2
+
+
+def test_resume_skips_truncated_latest(tmp_path, caplog):
+    _runner(tmp_path, max_iters=4).train()
+    latest = tmp_path / 'iter_4.pth'
+    latest.write_bytes(latest.read_bytes()[:1000])
+    resumed = _runner(tmp_path, max_iters=6, resume=True)
+    resumed.load_or_resume()
+    assert resumed.iter == 2
+    log = (tmp_path / resumed.timestamp / f'{resumed.timestamp}.log'
+           ).read_text()
+    assert 'iter_4.pth is unusable' in log
+    assert 'previous good checkpoint' in log
+
+
+def test_resume_with_only_corrupt_checkpoints_fails_clearly(tmp_path):
+    _runner(tmp_path, max_iters=2).train()
+    (tmp_path / 'iter_2.pth').write_bytes(b'garbage')
+    resumed = _runner(tmp_path, max_iters=4, resume=True)
+    with pytest.raises(RuntimeError, match='no usable checkpoint'):
+        resumed.load_or_resume()
