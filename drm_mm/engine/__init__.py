@@ -1,2 +1,3 @@
 """Engine extensions: runner, hooks and loops (registered in drm_mm)."""
+from .hooks import *  # noqa: F401,F403
 from .runners import *  # noqa: F401,F403
