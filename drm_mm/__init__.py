@@ -6,5 +6,9 @@ so ``custom_imports=dict(imports=['drm_mm'])`` is all another project needs.
 from .version import __version__, version_info  # noqa: F401
 from . import registry  # noqa: F401,E402
 from . import datasets, engine, evaluation, models  # noqa: F401,E402
+# ``runner_type='drm_mm.DRMRunner'`` must resolve from MMEngine's root
+# RUNNERS registry too (as MMPretrain's own tools/train.py builds it), which
+# only searches its direct children and then falls back to the import path.
+from .engine.runners import DRMRunner  # noqa: E402
 
-__all__ = ['__version__', 'version_info']
+__all__ = ['__version__', 'version_info', 'DRMRunner']

@@ -42,7 +42,8 @@ def _child(name: str, parent: Registry, locations: list) -> Registry:
 
 
 RUNNERS = _child('runner', MMPRETRAIN_RUNNERS, ['drm_mm.engine'])
-LOOPS = _child('loop', MMPRETRAIN_LOOPS, ['drm_mm.engine'])
+LOOPS = _child('loop', MMPRETRAIN_LOOPS,
+               ['drm_mm.engine', 'drm_mm.evaluation'])
 HOOKS = _child('hook', MMPRETRAIN_HOOKS, ['drm_mm.engine'])
 LOG_PROCESSORS = _child('log processor', MMPRETRAIN_LOG_PROCESSORS,
                         ['drm_mm.engine'])

@@ -164,13 +164,18 @@ def fake_iwildcam_root(tmp_path_factory: pytest.TempPathFactory
     """Root of a tiny iWildCam v2.0 (6 classes, 8 locations, all 5 splits).
 
     Open it with ``wilds.get_dataset('iwildcam', root_dir=root,
-    download=False)``. Images are 64x48 random JPEGs.
+    download=False)``. Images are 64x48 random JPEGs; the categories are the
+    first six rows of the real WILDS table, as the dataset class expects.
     """
+    from drm_mm.datasets.classnames import iwildcam_categories
     from drm_mm.datasets.wilds_layout import (tiny_iwildcam_samples,
                                               write_iwildcam)
     root = tmp_path_factory.mktemp('iwildcam')
+    categories = [(c.y, c.category_id, c.name)
+                  for c in iwildcam_categories()[:6]]
     write_iwildcam(root, tiny_iwildcam_samples(seed=0, n_classes=6,
-                                               size=(64, 48)))
+                                               size=(64, 48)),
+                   categories=categories)
     return root
 
 

@@ -60,3 +60,12 @@ def test_registry_locations_import_lazily(tmp_path):
             print(MODELS.get('OpenCLIP').__name__, RUNNERS.get('DRMRunner').__name__)
     """, tmp_path)
     assert 'OpenCLIP DRMRunner' in stdout
+
+
+def test_runner_type_resolves_from_mmengine_root_registry():
+    """MMPretrain's tools/train.py builds ``runner_type`` from MMEngine's
+    root registry, which does not search grandchildren."""
+    from mmengine.registry import RUNNERS
+
+    from drm_mm.engine.runners import DRMRunner
+    assert RUNNERS.get('drm_mm.DRMRunner') is DRMRunner

@@ -20,7 +20,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='where evaluation logs go')
     parser.add_argument(
         '--out', help='dump the metrics (.json/.yaml) or, with a .pkl '
-        'suffix, every prediction')
+        'suffix, every prediction (multi-set loops: one <stem>_<set>.pkl '
+        'per test set)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config fields: key=value ...')
     parser.add_argument('--amp', action='store_true',
@@ -52,8 +53,15 @@ def main() -> None:
     runner = build_runner(cfg)
     if args.out is not None and args.out.endswith('.pkl'):
         from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
+        sets = getattr(runner.test_loop, 'sets', None)
+        if sets:  # multi-set loop: one file per set, named after it
+            stem = args.out[:-len('.pkl')]
+            for eval_set in sets:
+                eval_set.evaluator.metrics.append(
+                    DumpResults(out_file_path=f'{stem}_{eval_set.name}.pkl'))
+        else:
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
     metrics = runner.test()
     if args.out is not None and not args.out.endswith('.pkl'):
         from mmengine.fileio import dump

@@ -1,1 +1,17 @@
-"""Datasets, transforms and on-disk layout writers."""
+"""Datasets (WILDS iWildCam / FMoW, ImageNet and its shifted variants),
+transforms, class names and on-disk layout writers."""
+from . import transforms  # noqa: F401  LoadImageDraft, CropBorder
+from .classnames import get_classnames
+from .imagenet_a import ImageNetA
+from .imagenet_folder import ImageNetFolder
+from .imagenet_r import ImageNetR
+from .imagenet_sketch import ImageNetSketch
+from .imagenet_v2 import ImageNetV2
+from .objectnet import ObjectNet
+from .wilds_fmow import WILDSFMoW
+from .wilds_iwildcam import WILDSIWildCam
+
+__all__ = [
+    'get_classnames', 'ImageNetA', 'ImageNetFolder', 'ImageNetR',
+    'ImageNetSketch', 'ImageNetV2', 'ObjectNet', 'WILDSFMoW', 'WILDSIWildCam'
+]

@@ -1,0 +1,5 @@
+"""Data transforms of drm_mm (registered in ``drm_mm.registry.TRANSFORMS``)."""
+from .crop_border import CropBorder
+from .load_image_draft import CorruptImageError, LoadImageDraft
+
+__all__ = ['CorruptImageError', 'CropBorder', 'LoadImageDraft']

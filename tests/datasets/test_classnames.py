@@ -1,0 +1,56 @@
+"""Class names for prompts: iWildCam, FMoW, ImageNet and its subsets."""
+from __future__ import annotations
+
+import pytest
+
+from drm_mm.datasets.classnames import (class_subset_indices, get_classnames,
+                                        imagenet_a_wnids, imagenet_r_wnids,
+                                        imagenet_wnids, iwildcam_categories,
+                                        iwildcam_common_name)
+
+
+def test_iwildcam_182_lower_cased_common_names_in_y_order():
+    names = get_classnames('iwildcam')
+    rows = iwildcam_categories()
+    assert len(names) == 182 == len(set(names))
+    assert names[0] == 'empty'
+    assert names == [r.common_name for r in rows]
+    assert all(n == n.lower() and n.strip() == n for n in names)
+    assert [r.y for r in rows] == list(range(182))
+
+
+def test_iwildcam_latin_name_lookup_is_whitespace_and_case_tolerant():
+    row = iwildcam_categories()[4]
+    assert iwildcam_common_name(row.name.upper()) == row
+    assert iwildcam_common_name('  ' + row.name.replace(' ', '  ')) == row
+    with pytest.raises(KeyError):
+        iwildcam_common_name('felis imaginaria')
+
+
+def test_fmow_62_wilds_names():
+    from wilds.datasets.fmow_dataset import categories
+    names = get_classnames('fmow')
+    assert names == list(categories) and len(names) == 62
+    assert 'airport_hangar' in names
+
+
+def test_imagenet_names_are_open_clip_names():
+    import open_clip
+    assert get_classnames('imagenet') == list(open_clip.IMAGENET_CLASSNAMES)
+    assert len(imagenet_wnids()) == 1000
+    assert list(imagenet_wnids()) == sorted(imagenet_wnids())
+
+
+@pytest.mark.parametrize('name, wnids', [('imagenet_a', imagenet_a_wnids),
+                                         ('imagenet_r', imagenet_r_wnids)])
+def test_subsets_follow_subset_order(name, wnids):
+    indices = class_subset_indices(name)
+    assert len(indices) == 200 and indices == sorted(indices)
+    assert [imagenet_wnids()[i] for i in indices] == list(wnids())
+    all_names = get_classnames('imagenet')
+    assert get_classnames(name) == [all_names[i] for i in indices]
+
+
+def test_unknown_set_lists_valid_ones():
+    with pytest.raises(ValueError, match='iwildcam.*imagenet_r'):
+        get_classnames('cifar10')

@@ -1,0 +1,277 @@
+"""MultiDatasetValLoop / MultiDatasetTestLoop: stub models, real runner."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import List, Optional, Sequence
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from torch import nn
+
+import drm_mm.datasets.imagenet_r  # noqa: F401  registers ImageNetR
+import drm_mm.datasets.wilds_iwildcam  # noqa: F401  registers WILDSIWildCam
+import drm_mm.evaluation.loops  # noqa: F401  registers the loops
+import drm_mm.evaluation.metrics  # noqa: F401  registers the metrics
+from drm_mm.datasets.classnames import (class_subset_indices,
+                                        imagenet_r_wnids, iwildcam_categories)
+from drm_mm.datasets.imagenet_layout import write_imagenet_r
+from drm_mm.datasets.wilds_layout import random_image, write_iwildcam
+from drm_mm.engine.runners import DRMRunner
+from drm_mm.evaluation.loops import MultiDatasetTestLoop, MultiDatasetValLoop
+
+_RUN_IDS = itertools.count()
+N_CLASSES = 4
+# Fraction of right predictions after each training epoch (0-based), for
+# ID cameras and OOD cameras: ID peaks at epoch index 1, OOD at index 0.
+QUALITY_ID = {0: 0.25, 1: 1.0, 2: 0.5}
+QUALITY_OOD = {0: 1.0, 1: 0.0, 2: 0.5}
+OOD_LOCATIONS = (3, 4)
+
+
+def _iwildcam_samples():
+    rng = np.random.default_rng(0)
+    start = dt.datetime(2013, 1, 1)
+    plan = {'train': ((0, 1, 2), 2), 'id_val': ((0, 1, 2), 2),
+            'id_test': ((0, 1, 2), 1), 'val': ((3,), 1), 'test': ((4,), 2)}
+    k = 0
+    for split, (locations, per_class) in plan.items():
+        for y in range(N_CLASSES):
+            for j in range(per_class):
+                yield dict(image=random_image(rng, (16, 12)), split=split,
+                           y=y, location=locations[(y + j) % len(locations)],
+                           datetime=start + dt.timedelta(hours=k))
+                k += 1
+
+
+@pytest.fixture(scope='module')
+def iwildcam_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('loops_iwildcam')
+    rows = [(r.y, r.category_id, r.name)
+            for r in iwildcam_categories()[:N_CLASSES]]
+    write_iwildcam(root, _iwildcam_samples(), categories=rows)
+    return root
+
+
+class _ScheduledModel(BaseModel):
+    """Right on the first ``q`` fraction of each batch, q set by the epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            return dict(loss=(self.w ** 2).sum() + 1.0)
+        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+        out = []
+        for k, sample in enumerate(data_samples):
+            ood = sample.location in OOD_LOCATIONS
+            q = (QUALITY_OOD if ood else QUALITY_ID)[epoch]
+            gt = int(sample.gt_label)
+            right = (sample.sample_idx % 4) < round(4 * q)
+            pred = gt if right else (gt + 1) % N_CLASSES
+            out.append(sample.set_pred_label(pred))
+        return out
+
+
+def _wilds_loader(root, split, shuffle=False):
+    return dict(
+        batch_size=4, num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=shuffle),
+        dataset=dict(type='WILDSIWildCam', data_root=str(root), split=split,
+                     pipeline=[dict(type='LoadImageDraft'),
+                               dict(type='PackInputs',
+                                    meta_keys=('sample_idx', 'location'))]))
+
+
+def test_save_best_on_id_val_keeps_the_right_checkpoint(iwildcam_root,
+                                                        tmp_path):
+    runner = DRMRunner(
+        model=_ScheduledModel(),
+        work_dir=str(tmp_path),
+        train_dataloader=_wilds_loader(iwildcam_root, 'train', shuffle=True),
+        train_cfg=dict(by_epoch=True, max_epochs=3, val_interval=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
+        # Shared loader defaults at the top level, sets by name; the
+        # evaluator is shared by both sets.
+        val_dataloader=dict(
+            num_workers=0,
+            id_val=_wilds_loader(iwildcam_root, 'id_val'),
+            test=_wilds_loader(iwildcam_root, 'test')),
+        val_evaluator=dict(type='IWildCamMetric'),
+        val_cfg=dict(type='MultiDatasetValLoop'),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1,
+                            save_best='id_val/macro_f1', rule='greater'),
+            logger=dict(type='LoggerHook', interval=1)),
+        default_scope='drm_mm',
+        randomness=dict(seed=0),
+        experiment_name=f'multi_loop_test_{next(_RUN_IDS)}')
+    seen = []
+    original = runner.val_loop.run
+
+    def recording_run():
+        metrics = original()
+        seen.append(metrics)
+        return metrics
+
+    runner.val_loop.run = recording_run
+    runner.train()
+    assert len(seen) == 3
+    for metrics in seen:
+        for name in ('id_val', 'test'):
+            for key in ('acc', 'recall_macro', 'macro_f1'):
+                assert f'{name}/{key}' in metrics
+    id_f1 = [m['id_val/macro_f1'] for m in seen]
+    ood_f1 = [m['test/macro_f1'] for m in seen]
+    assert int(np.argmax(id_f1)) == 1 and int(np.argmax(ood_f1)) == 0
+    assert seen[1]['id_val/acc'] == 1.0
+    best = sorted(p.name for p in tmp_path.glob('best_*.pth'))
+    assert best == ['best_id_val_macro_f1_epoch_2.pth']
+    hub = runner.message_hub
+    assert hub.get_info('best_score') == pytest.approx(max(id_f1))
+    # Metrics reached the scalar log under their prefixed names.
+    assert hub.get_scalar('val/id_val/macro_f1').current() == id_f1[-1]
+
+
+class _SubsetAwareModel(BaseModel):
+    """1000-way scores whose overall argmax lies outside the subset.
+
+    Each sample gets score 10 on an ImageNet class outside the subset and 5
+    on its true class; with ``set_class_subset`` the scores are restricted
+    to the subset (subset positions), as DRMClassifier does.
+    """
+
+    def __init__(self, subset: Sequence[int], outside: int,
+                 with_setter: bool = True):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self._subset_of_data = list(subset)
+        self.outside = outside
+        self.active: Optional[List[int]] = None
+        self.calls: list = []
+        if not with_setter:
+            self.set_class_subset = None
+
+    def set_class_subset(self, indices):  # noqa: F811 - may be hidden
+        self.calls.append(None if indices is None else list(indices))
+        self.active = None if indices is None else list(indices)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = []
+        for sample in data_samples:
+            score = torch.zeros(1000)
+            score[self.outside] = 10.0
+            score[self._subset_of_data[int(sample.gt_label)]] = 5.0
+            if self.active is not None:
+                score = score[self.active]
+            out.append(sample.set_pred_score(score.softmax(0)))
+        return out
+
+
+@pytest.fixture(scope='module')
+def imagenet_r_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('loops_imagenet_r')
+    write_imagenet_r(root, imagenet_r_wnids()[:3], per_class=2, size=(8, 8))
+    return root
+
+
+def _test_runner(model, work_dir, iwildcam_root, imagenet_r_root,
+                 evaluator=None):
+    imagenet_r = dict(
+        batch_size=2, num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='ImageNetR', data_root=str(imagenet_r_root),
+                     allow_missing_classes=True,
+                     pipeline=[dict(type='LoadImageDraft'),
+                               dict(type='PackInputs')]))
+    return DRMRunner(
+        model=model, work_dir=str(work_dir),
+        test_dataloader=dict(
+            # what tools/test.py's set_dataloader_defaults adds on top
+            pin_memory=False, persistent_workers=False,
+            collate_fn=dict(type='pseudo_collate'),
+            imagenet_r=imagenet_r,
+            imagenet_r_again=imagenet_r),
+        test_evaluator=evaluator or dict(type='ImageNetAccuracy'),
+        test_cfg=dict(type='MultiDatasetTestLoop'),
+        default_scope='drm_mm',
+        experiment_name=f'multi_loop_test_{next(_RUN_IDS)}')
+
+
+@pytest.mark.parametrize('with_setter', [True, False])
+def test_subset_prediction_outside_subset_cannot_be_chosen(
+        tmp_path, iwildcam_root, imagenet_r_root, with_setter):
+    subset = class_subset_indices('imagenet_r')
+    outside = max(i for i in range(1000) if i not in subset)
+    model = _SubsetAwareModel(subset, outside, with_setter=with_setter)
+    runner = _test_runner(model, tmp_path, iwildcam_root, imagenet_r_root)
+    metrics = runner.test()
+    assert metrics == {'imagenet_r/accuracy': 1.0,
+                       'imagenet_r_again/accuracy': 1.0}
+    if with_setter:
+        assert model.calls == [subset, None, subset, None]
+        assert model.active is None  # reset after the run
+
+
+def test_unrestricted_metric_would_pick_outside_class(
+        tmp_path, iwildcam_root, imagenet_r_root):
+    """Control: MMPretrain's plain Accuracy on 1000-way scores scores 0."""
+    subset = class_subset_indices('imagenet_r')
+    outside = max(i for i in range(1000) if i not in subset)
+    model = _SubsetAwareModel(subset, outside, with_setter=False)
+    runner = _test_runner(model, tmp_path, iwildcam_root, imagenet_r_root,
+                          evaluator=dict(type='Accuracy', topk=1))
+    metrics = runner.test()
+    assert metrics['imagenet_r/accuracy/top1'] == 0.0
+
+
+def test_per_set_evaluators_and_wilds_test_table(tmp_path, iwildcam_root):
+    model = _ScheduledModel()
+    sets = ('id_val', 'id_test', 'val', 'test')
+    runner = DRMRunner(
+        model=model, work_dir=str(tmp_path),
+        test_dataloader={s: _wilds_loader(iwildcam_root, s) for s in sets},
+        test_evaluator=dict(
+            id_val=dict(type='IWildCamMetric'),
+            id_test=[dict(type='IWildCamMetric')],
+            val=dict(type='IWildCamMetric'),
+            test=dict(type='GroupAccuracy', key='location')),
+        test_cfg=dict(type='MultiDatasetTestLoop'),
+        default_scope='drm_mm',
+        experiment_name=f'multi_loop_test_{next(_RUN_IDS)}')
+    metrics = runner.test()
+    for s in ('id_val', 'id_test', 'val'):
+        assert {f'{s}/acc', f'{s}/recall_macro', f'{s}/macro_f1'} <= set(
+            metrics)
+    assert 'test/acc_worst_location' in metrics
+    assert 'test/acc_location:4' in metrics
+    assert isinstance(runner.test_loop, MultiDatasetTestLoop)
+    assert [s.name for s in runner.test_loop.sets] == list(sets)
+
+
+@pytest.mark.parametrize('dataloader, evaluator, match', [
+    (dict(dataset=dict(type='X')), dict(type='IWildCamMetric'),
+     'single dataloader'),
+    (dict(batch_size=2), dict(type='IWildCamMetric'), 'no set found'),
+    (dict(a=dict(dataset=dict())), dict(b=dict(type='IWildCamMetric')),
+     r"missing \['a'\], unknown \['b'\]"),
+    (dict(**{'a/b': dict(dataset=dict())}), dict(type='IWildCamMetric'),
+     'invalid set name'),
+])
+def test_bad_configs_are_explained(dataloader, evaluator, match):
+    from drm_mm.evaluation.loops.multi_dataset_base import (
+        evaluator_cfg_per_set, split_dataloader_cfg)
+    with pytest.raises((TypeError, ValueError), match=match):
+        sets, _ = split_dataloader_cfg(dataloader, 'MultiDatasetValLoop')
+        evaluator_cfg_per_set(evaluator, list(sets), 'MultiDatasetValLoop')
+
+
+def test_loops_are_registered():
+    from drm_mm.registry import LOOPS
+    assert LOOPS.get('MultiDatasetValLoop') is MultiDatasetValLoop
+    assert LOOPS.get('MultiDatasetTestLoop') is MultiDatasetTestLoop

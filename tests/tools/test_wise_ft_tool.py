@@ -1,0 +1,165 @@
+"""End-to-end test of tools/wise_ft.py on the CPU smoke config and the tiny
+fake iWildCam: two tiny checkpoints, a sweep over three alphas, the CSV, the
+plot and the saved interpolated checkpoint."""
+import csv
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from collections import OrderedDict
+from typing import List
+
+import pytest
+import torch
+
+from drm_mm.utils.safe_checkpoint import load_trusted_checkpoint
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CONFIG = REPO / 'configs' / 'smoke' / 'tiny_clip_linear_fake_iwildcam.py'
+
+
+def run_tool(args: List[str], timeout: int = 300
+             ) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1',
+               PYTHONUNBUFFERED='1')
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def data_options(root: pathlib.Path) -> List[str]:
+    return ['--cfg-options'] + [
+        f'{loader}.dataset.data_root={root}'
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')
+    ]
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    """zero-shot = the smoke model as built; fine-tuned = it perturbed."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    import drm_mm  # noqa: F401  registers the components
+    from drm_mm.registry import MODELS
+    folder = tmp_path_factory.mktemp('wise_ft_ckpts')
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('drm_mm'):
+        zs = MODELS.build(Config.fromfile(str(CONFIG)).model).state_dict()
+    gen = torch.Generator().manual_seed(1)
+    ft = OrderedDict(
+        (k, v + 0.5 * torch.randn(v.shape, generator=gen)
+         if v.is_floating_point() else v) for k, v in zs.items())
+    torch.save({'state_dict': zs, 'meta': {}}, folder / 'zs.pth')
+    torch.save({'state_dict': ft, 'meta': {}}, folder / 'ft.pth')
+    return folder, zs, ft
+
+
+@pytest.mark.slow  # two tool subprocesses: ~30-50 s on 2 CPU cores
+def test_sweep_end_to_end(checkpoints, fake_iwildcam_root, tmp_path):
+    folder, zs, ft = checkpoints
+    work = tmp_path / 'work'
+    saved = tmp_path / 'mixed.pth'
+    result = run_tool([
+        'tools/wise_ft.py', str(CONFIG), '--finetuned',
+        str(folder / 'ft.pth'), '--zeroshot', str(folder / 'zs.pth'),
+        '--alphas', '0', '0.5', '1', '--work-dir', str(work),
+        '--save-alpha', '0.5', '--save-path', str(saved)
+    ] + data_options(fake_iwildcam_root))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[
+        -3000:]
+
+    with open(work / 'wise_ft.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r['alpha']) for r in rows] == [0.0, 0.5, 1.0]
+    metric_keys = [k for k in rows[0] if k != 'alpha']
+    assert metric_keys and all(r[k] != '' for r in rows
+                               for k in metric_keys)
+    assert (work / 'wise_ft.png').read_bytes()[:4] == b'\x89PNG'
+
+    checkpoint = load_trusted_checkpoint(str(saved))
+    assert checkpoint['meta']['wise_ft']['alpha'] == 0.5
+    mixed = checkpoint['state_dict']
+    assert list(mixed) == list(ft)
+    for key, value in ft.items():
+        if value.is_floating_point():
+            expected = 0.5 * zs[key] + 0.5 * value
+            assert torch.allclose(mixed[key], expected), key
+        else:
+            assert torch.equal(mixed[key], value), key
+
+    # alpha = 0 is the zero-shot model: same metrics as tools/test.py on it
+    out = tmp_path / 'zs_metrics.json'
+    result = run_tool([
+        'tools/test.py', str(CONFIG), str(folder / 'zs.pth'), '--work-dir',
+        str(tmp_path / 'test_work'), '--out', str(out)
+    ] + data_options(fake_iwildcam_root))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[
+        -3000:]
+    zero_shot = json.loads(out.read_text())
+    assert set(zero_shot) == set(metric_keys)
+    for key in metric_keys:
+        assert float(rows[0][key]) == pytest.approx(zero_shot[key])
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'wise_ft_tool', REPO / 'tools' / 'wise_ft.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(monkeypatch, argv: List[str]) -> str:
+    """Run the tool's main() in-process; return its SystemExit message."""
+    monkeypatch.setattr(sys, 'argv', ['wise_ft.py'] + argv)
+    with pytest.raises(SystemExit) as info:
+        load_tool().main()
+    return str(info.value)
+
+
+def test_mismatched_checkpoints_are_refused(checkpoints, tmp_path,
+                                            monkeypatch):
+    folder, zs, _ = checkpoints
+    other = OrderedDict(zs)
+    first = next(k for k, v in zs.items() if v.dim() == 2)
+    other[first] = torch.zeros(other[first].shape[0] + 1,
+                               other[first].shape[1])
+    torch.save({'state_dict': other, 'meta': {}}, tmp_path / 'other.pth')
+    message = run_main(monkeypatch, [
+        str(CONFIG), '--finetuned', str(folder / 'ft.pth'), '--zeroshot',
+        str(tmp_path / 'other.pth'), '--work-dir', str(tmp_path / 'w')
+    ])
+    assert repr(first) in message and 'different architectures' in message
+    assert str(tuple(other[first].shape)) in message
+    del other[first]
+    torch.save({'state_dict': other, 'meta': {}}, tmp_path / 'other.pth')
+    message = run_main(monkeypatch, [
+        str(CONFIG), '--finetuned', str(tmp_path / 'other.pth'),
+        '--zeroshot', str(folder / 'zs.pth')
+    ])
+    assert repr(first) in message
+    assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--alphas', '0', '1.2'], 'outside [0, 1]'),
+    (['--alphas', '0.5', '--save-alpha', '-1'], '--save-alpha=-1.0'),
+    (['--save-path', 'x.pth'], '--save-path needs --save-alpha'),
+])
+def test_bad_arguments_fail_early(checkpoints, tmp_path, monkeypatch, flags,
+                                  message):
+    folder, _, _ = checkpoints
+    got = run_main(monkeypatch, [str(CONFIG), '--finetuned',
+                                 str(folder / 'ft.pth'), '--work-dir',
+                                 str(tmp_path / 'w')] + flags)
+    assert message in got
+    assert not (tmp_path / 'w').exists()
+
+
+def test_missing_checkpoint(tmp_path, monkeypatch):
+    got = run_main(monkeypatch, [str(CONFIG), '--finetuned',
+                                 str(tmp_path / 'nope.pth')])
+    assert 'nope.pth' in got and 'does not exist' in got
