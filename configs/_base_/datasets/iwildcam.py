@@ -1,0 +1,65 @@
+# WILDS iWildCam v2.0 at 224 px (REFERENCE.md): train / id_val / id_test /
+# val (OOD) / test (OOD). Model selection on id_val macro-F1; one
+# `tools/test.py` call reports every split.
+# Data: <data_root>/iwildcam_v2.0/ (wilds layout). Get it with
+#   python -c "import wilds; wilds.get_dataset('iwildcam', root_dir='data/wilds', download=True)"
+# or point data_root at an existing WILDS download.
+dataset_type = 'WILDSIWildCam'
+data_root = 'data/wilds'
+image_size = 224
+
+# MMPretrain data preprocessor with CLIP's pixel statistics (0-255, RGB).
+data_preprocessor = dict(
+    type='ClsDataPreprocessor',
+    mean=[122.770938, 116.7460125, 104.09373615],
+    std=[68.5005327, 66.6321579, 70.32316305],
+    to_rgb=True)
+
+# 1920x1080 camera-trap JPEGs: decode at a reduced scale (PIL draft) that
+# still covers the crop; exact for other formats.
+train_pipeline = [
+    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='RandomResizedCrop', scale=image_size,
+         crop_ratio_range=(0.9, 1.0), backend='pillow',
+         interpolation='bicubic'),
+    # sample_idx: exact soft-label lookup; location: per-camera metrics
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
+]
+test_pipeline = [
+    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=image_size),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
+]
+
+# batch_size is per GPU: 8 GPUs x 32 = 256, the paper's global batch.
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type=dataset_type, data_root=data_root, split='train',
+                 pipeline=train_pipeline))
+
+
+def _split(split):  # noqa: E306 (configs are Python)
+    return dict(dataset=dict(type=dataset_type, data_root=data_root,
+                             split=split, pipeline=test_pipeline),
+                sampler=dict(type='DefaultSampler', shuffle=False))
+
+
+val_dataloader = dict(batch_size=128, num_workers=8, id_val=_split('id_val'))
+val_evaluator = dict(type='IWildCamMetric')
+val_cfg = dict(type='MultiDatasetValLoop')
+
+test_dataloader = dict(
+    batch_size=128, num_workers=8,
+    id_val=_split('id_val'), id_test=_split('id_test'),
+    val=_split('val'), test=_split('test'))
+test_evaluator = dict(type='IWildCamMetric')
+test_cfg = dict(type='MultiDatasetTestLoop')
+
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                    save_best='id_val/macro_f1', rule='greater'))

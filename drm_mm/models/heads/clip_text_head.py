@@ -1,0 +1,178 @@
+"""``CLIPTextHead``: the zero-shot classifier head of CLIP, fed by text.
+
+Logits are ``logit_scale · f_img · Wᵀ`` with class prototypes ``W`` made
+from text embeddings. The head holds a df head (default prompts) and a cd
+head (concept descriptions); at predict time it returns the dual-inference
+mixture ``β·softmax(z_df) + (1−β)·softmax(z_cd)``, optionally restricted to
+a class subset (ImageNet-A/R) before the softmax. Pure torch: prototypes
+come in from the classifier, which owns the text tower.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import nn
+
+from drm_mm.registry import MODELS
+
+
+def class_prototypes(text_features: torch.Tensor,
+                     counts: Sequence[int]) -> torch.Tensor:
+    """Prototypes ``(C, D)``: per class, the renormalised mean of its
+    (normalised) prompt embeddings, which are stored class after class,
+    ``counts[c]`` rows for class ``c``."""
+    if sum(counts) != text_features.size(0):
+        raise ValueError(f'class_prototypes: counts sum to {sum(counts)} but '
+                         f'there are {text_features.size(0)} embeddings.')
+    feats = F.normalize(text_features, dim=-1)
+    if len(set(counts)) == 1:
+        mean = feats.view(len(counts), counts[0], -1).mean(dim=1)
+    else:
+        owner = torch.repeat_interleave(
+            torch.arange(len(counts), device=feats.device),
+            torch.as_tensor(list(counts), device=feats.device))
+        total = feats.new_zeros(len(counts), feats.size(1)).index_add(
+            0, owner, feats)
+        mean = total / torch.as_tensor(
+            list(counts), device=feats.device,
+            dtype=feats.dtype).unsqueeze(1)
+    return F.normalize(mean, dim=-1)
+
+
+@MODELS.register_module()
+class CLIPTextHead(BaseModule):
+    """df + cd CLIP heads with the β mixture at predict.
+
+    Args:
+        beta: weight of the df head in the mixture; 1 = df head alone,
+            0 = cd head alone.
+        linear: make the df head a trainable linear layer (weight + bias),
+            initialised from the zero-shot df prototypes with
+            :meth:`init_linear` (linear probing, LP-FT).
+        num_classes, embed_dim: shape of the linear df head (``linear``).
+        compact_subset: with a class subset, return scores over the subset
+            only (labels are subset positions); default: scores over all
+            classes with exact zeros outside the subset.
+    """
+
+    def __init__(self,
+                 beta: float = 0.5,
+                 linear: bool = False,
+                 num_classes: Optional[int] = None,
+                 embed_dim: Optional[int] = None,
+                 compact_subset: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f'CLIPTextHead.beta must be in [0, 1], got '
+                             f'{beta}.')
+        self.beta = float(beta)
+        self.linear = linear
+        self.compact_subset = compact_subset
+        self.class_subset: Optional[torch.Tensor] = None
+        if linear:
+            if not num_classes or not embed_dim:
+                raise ValueError('CLIPTextHead(linear=True) needs num_classes '
+                                 'and embed_dim (the classifier fills them).')
+            self.weight = nn.Parameter(torch.zeros(num_classes, embed_dim))
+            self.bias = nn.Parameter(torch.zeros(num_classes))
+
+    def init_weights(self) -> None:
+        """The linear head is initialised from text (see init_linear)."""
+
+    @property
+    def needs_df(self) -> bool:
+        return self.beta > 0
+
+    @property
+    def needs_cd(self) -> bool:
+        return self.beta < 1
+
+    @torch.no_grad()
+    def init_linear(self, prototypes: torch.Tensor) -> None:
+        """Set the linear df head to the zero-shot df prototypes."""
+        if not self.linear:
+            raise RuntimeError('init_linear: the head is not linear.')
+        if prototypes.shape != self.weight.shape:
+            raise ValueError(f'init_linear: prototypes '
+                             f'{tuple(prototypes.shape)} do not match the '
+                             f'head {tuple(self.weight.shape)}.')
+        self.weight.copy_(prototypes)
+        self.bias.zero_()
+
+    @staticmethod
+    def logits(image_features: torch.Tensor, prototypes: torch.Tensor,
+               logit_scale: torch.Tensor) -> torch.Tensor:
+        """``logit_scale · image_features · prototypesᵀ``."""
+        return logit_scale * image_features @ prototypes.t().to(
+            image_features.dtype)
+
+    def df_logits(self, image_features: torch.Tensor,
+                  prototypes: Optional[torch.Tensor],
+                  logit_scale: torch.Tensor) -> torch.Tensor:
+        """z_df from the df prototypes, or the linear df head."""
+        if self.linear:
+            return self.logits(image_features, self.weight,
+                               logit_scale) + self.bias
+        if prototypes is None:
+            raise ValueError('df prototypes are needed for z_df.')
+        return self.logits(image_features, prototypes, logit_scale)
+
+    def forward(self, image_features: torch.Tensor,
+                df_prototypes: Optional[torch.Tensor],
+                cd_prototypes: Optional[torch.Tensor],
+                logit_scale: torch.Tensor
+                ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """``(z_df, z_cd)``; an entry is None when its prototypes are."""
+        z_df = None
+        if df_prototypes is not None or self.linear:
+            z_df = self.df_logits(image_features, df_prototypes, logit_scale)
+        z_cd = None if cd_prototypes is None else self.logits(
+            image_features, cd_prototypes, logit_scale)
+        return z_df, z_cd
+
+    def set_class_subset(self,
+                         indices: Optional[Sequence[int]] = None) -> None:
+        """Restrict predictions to ``indices`` (None: all classes)."""
+        if indices is None:
+            self.class_subset = None
+            return
+        subset = torch.as_tensor(list(indices), dtype=torch.long)
+        if subset.numel() == 0 or subset.dim() != 1:
+            raise ValueError('set_class_subset: give a non-empty list of '
+                             'class indices or None.')
+        if len(torch.unique(subset)) != subset.numel():
+            raise ValueError('set_class_subset: indices repeat.')
+        self.class_subset = subset
+
+    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.class_subset is None:
+            return F.softmax(logits, dim=1)
+        subset = self.class_subset.to(logits.device)
+        if int(subset.max()) >= logits.size(1) or int(subset.min()) < 0:
+            raise ValueError(f'class subset indices out of range for '
+                             f'{logits.size(1)} classes.')
+        if self.compact_subset:
+            return F.softmax(logits[:, subset], dim=1)
+        masked = torch.full_like(logits, float('-inf'))
+        masked[:, subset] = logits[:, subset]
+        return F.softmax(masked, dim=1)
+
+    def predict_scores(self, z_df: Optional[torch.Tensor],
+                       z_cd: Optional[torch.Tensor]) -> torch.Tensor:
+        """Dual inference ``β·softmax(z_df) + (1−β)·softmax(z_cd)``."""
+        if self.beta == 1.0:
+            if z_df is None:
+                raise ValueError('beta=1 needs z_df.')
+            return self._probs(z_df)
+        if self.beta == 0.0:
+            if z_cd is None:
+                raise ValueError('beta=0 needs z_cd.')
+            return self._probs(z_cd)
+        if z_df is None or z_cd is None:
+            raise ValueError(f'beta={self.beta} mixes both heads; z_df and '
+                             f'z_cd are needed.')
+        return self.beta * self._probs(z_df) + (1 - self.beta) * self._probs(
+            z_cd)

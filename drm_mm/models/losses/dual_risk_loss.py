@@ -1,0 +1,120 @@
+"""``DualRiskLoss``: L = L_ERM + λ · L_WRM (DESIGN.md §1).
+
+L_ERM is FLYP's contrastive image<->df-caption loss (``erm='contrastive'``)
+or cross-entropy on the df logits (``erm='ce'``); L_WRM is the soft
+cross-entropy of the cd logits against the core-based soft labels p_c.
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drm_mm.registry import MODELS
+from .contrastive_loss import ContrastiveLoss
+
+ERM_TYPES = ('contrastive', 'ce')
+
+
+def soft_cross_entropy(logits: torch.Tensor,
+                       targets: torch.Tensor) -> torch.Tensor:
+    """Batch mean of ``-Σ_y targets_y · log softmax(logits)_y``."""
+    if logits.shape != targets.shape:
+        raise ValueError(f'soft cross-entropy: logits {tuple(logits.shape)} '
+                         f'and soft labels {tuple(targets.shape)} differ.')
+    log_p = F.log_softmax(logits.float(), dim=1)
+    return -(targets.float() * log_p).sum(dim=1).mean()
+
+
+@MODELS.register_module()
+class DualRiskLoss(nn.Module):
+    """Dual risk: expected risk (ERM) plus λ times the worst-case risk (WRM).
+
+    Returns ``loss_erm`` and ``loss_wrm`` (already multiplied by λ) plus
+    statistics for the log whose names contain no ``loss`` (MMEngine sums
+    every key containing ``loss``): ``wrm_raw`` (unweighted L_WRM),
+    ``soft_label_max`` (mean of max p_c) and ``acc_df`` (batch accuracy of
+    the df logits, for ``erm='ce'``).
+
+    Args:
+        erm: ``'contrastive'`` (FLYP) or ``'ce'``.
+        wrm_weight: λ; 0 turns DRM into its ERM baseline (FLYP / FT).
+        label_smoothing: for ``erm='ce'``.
+        gather: gather contrastive features across ranks (global batch).
+    """
+
+    def __init__(self,
+                 erm: str = 'contrastive',
+                 wrm_weight: float = 1.0,
+                 label_smoothing: float = 0.0,
+                 gather: bool = True) -> None:
+        super().__init__()
+        if erm not in ERM_TYPES:
+            raise ValueError(f'DualRiskLoss.erm={erm!r}; choose from '
+                             f'{ERM_TYPES}.')
+        if wrm_weight < 0:
+            raise ValueError(f'DualRiskLoss.wrm_weight must be >= 0, got '
+                             f'{wrm_weight}.')
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f'DualRiskLoss.label_smoothing must be in [0, 1)'
+                             f', got {label_smoothing}.')
+        if label_smoothing and erm != 'ce':
+            raise ValueError("DualRiskLoss.label_smoothing applies to "
+                             "erm='ce' only.")
+        self.erm = erm
+        self.wrm_weight = float(wrm_weight)
+        self.label_smoothing = float(label_smoothing)
+        self.contrastive = ContrastiveLoss(gather=gather)
+
+    @property
+    def uses_wrm(self) -> bool:
+        """Whether the WRM term (cd logits, soft labels) is needed."""
+        return self.wrm_weight > 0
+
+    def erm_loss(self,
+                 labels: Optional[torch.Tensor] = None,
+                 z_df: Optional[torch.Tensor] = None,
+                 image_features: Optional[torch.Tensor] = None,
+                 caption_features: Optional[torch.Tensor] = None,
+                 logit_scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """L_ERM from the inputs its form needs."""
+        if self.erm == 'contrastive':
+            if image_features is None or caption_features is None or \
+                    logit_scale is None:
+                raise ValueError("erm='contrastive' needs image_features, "
+                                 'caption_features and logit_scale.')
+            return self.contrastive(image_features, caption_features,
+                                    logit_scale)
+        if z_df is None or labels is None:
+            raise ValueError("erm='ce' needs z_df and labels.")
+        return F.cross_entropy(z_df.float(), labels,
+                               label_smoothing=self.label_smoothing)
+
+    def forward(self,
+                labels: Optional[torch.Tensor] = None,
+                z_df: Optional[torch.Tensor] = None,
+                z_cd: Optional[torch.Tensor] = None,
+                soft_labels: Optional[torch.Tensor] = None,
+                image_features: Optional[torch.Tensor] = None,
+                caption_features: Optional[torch.Tensor] = None,
+                logit_scale: Optional[torch.Tensor] = None
+                ) -> Dict[str, torch.Tensor]:
+        losses: Dict[str, torch.Tensor] = {}
+        losses['loss_erm'] = self.erm_loss(labels, z_df, image_features,
+                                           caption_features, logit_scale)
+        if self.uses_wrm:
+            if z_cd is None or soft_labels is None:
+                raise ValueError('DualRiskLoss with wrm_weight > 0 needs z_cd '
+                                 'and soft_labels.')
+            wrm = soft_cross_entropy(z_cd, soft_labels)
+            losses['loss_wrm'] = self.wrm_weight * wrm
+            losses['wrm_raw'] = wrm.detach()
+            losses['soft_label_max'] = soft_labels.detach().float().max(
+                dim=1).values.mean()
+        else:
+            ref = losses['loss_erm']
+            losses['loss_wrm'] = ref.new_zeros(())
+        if z_df is not None and labels is not None:
+            losses['acc_df'] = (z_df.detach().argmax(dim=1) == labels).float(
+            ).mean()
+        return losses

@@ -1,0 +1,22 @@
+"""Prompts: templates per dataset (df) and concept descriptions (cd).
+
+The description files of the datasets (``iwildcam.json``, ``fmow.json``,
+``imagenet.json``) live in this folder.
+"""
+from .descriptions import (PROMPTS_DIR, DescriptionError,
+                           EmptyDescriptionError, InvalidDescriptionError,
+                           MissingDescriptionError,
+                           UnknownDescriptionKeyError, load_descriptions,
+                           make_class_keys, read_description_file,
+                           resolve_description_path)
+from .templates import (build_prompts, check_templates, fill_template,
+                        get_templates, list_templates, resolve_templates)
+
+__all__ = [
+    'PROMPTS_DIR', 'DescriptionError', 'EmptyDescriptionError',
+    'InvalidDescriptionError', 'MissingDescriptionError',
+    'UnknownDescriptionKeyError', 'load_descriptions', 'make_class_keys',
+    'read_description_file', 'resolve_description_path', 'build_prompts',
+    'check_templates', 'fill_template', 'get_templates', 'list_templates',
+    'resolve_templates'
+]

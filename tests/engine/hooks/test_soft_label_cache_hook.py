@@ -1,0 +1,222 @@
+"""SoftLabelCacheHook: computes p_c once with the test pipeline, reuses the
+file on the next run, recomputes when what determines p_c changes, and
+shards the pass across ranks."""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import BaseDataset, Compose, pseudo_collate
+from mmengine.logging import MMLogger
+from PIL import Image
+
+from drm_mm.engine.hooks.soft_label_cache_hook import (SoftLabelCacheHook,
+                                                       find_pipeline)
+from drm_mm.models.classifiers.drm_classifier import DRMClassifier
+from drm_mm.registry import TRANSFORMS
+
+REPO = Path(__file__).resolve().parents[3]
+CLASSES = ['cat', 'dog', 'bird']
+DESCRIPTIONS = {'cat': 'a small feline', 'dog': ['a canine', 'a pet'],
+                'bird': 'a feathered animal'}
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=32, edge='short'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs'),
+]
+
+
+class TinyImages(BaseDataset):
+    """``n`` random PNGs in ``data_root`` (3 classes)."""
+
+    METAINFO = dict(classes=CLASSES)
+
+    def __init__(self, data_root: str, n: int = 7, **kwargs) -> None:
+        self.n = n
+        super().__init__(data_root=data_root, ann_file='', **kwargs)
+
+    def load_data_list(self):
+        rng = np.random.default_rng(0)
+        infos = []
+        for i in range(self.n):
+            path = os.path.join(self.data_root, f'img{i}.png')
+            if not os.path.exists(path):
+                Image.fromarray(rng.integers(0, 255, (40, 36, 3),
+                                             dtype=np.uint8)).save(path)
+            infos.append(dict(img_path=path, gt_label=i % 3))
+        return infos
+
+
+def make_model(descriptions=DESCRIPTIONS, wrm_weight=1.0, source='cache'):
+    torch.manual_seed(0)
+    return DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+        classnames=CLASSES, templates=['a photo of {c}.'],
+        descriptions=descriptions,
+        loss=dict(erm='contrastive', wrm_weight=wrm_weight),
+        soft_labels=dict(source=source))
+
+
+def make_runner(tmp_path, model, n=7, pipeline=PIPELINE):
+    data_root = tmp_path / 'images'
+    data_root.mkdir(exist_ok=True)
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=pipeline))))
+    return SimpleNamespace(
+        model=model, cfg=cfg, work_dir=str(tmp_path / 'work_dirs' / 'run'),
+        train_dataloader=SimpleNamespace(
+            dataset=TinyImages(str(data_root), n=n)),
+        logger=MMLogger.get_instance('test_soft_label_cache_hook'))
+
+
+def test_computes_with_the_test_pipeline_and_hands_the_table_over(tmp_path):
+    model = make_model()
+    runner = make_runner(tmp_path, model)
+    hook = SoftLabelCacheHook(batch_size=3)
+    hook.before_train(runner)
+    assert hook.num_computed == 1 and hook.last_source == 'computed'
+    table = model.soft_label_table
+    assert table.shape == (7, 3)
+    assert torch.allclose(table.sum(dim=1), torch.ones(7))
+    assert (table.min(dim=1).values == 0).all()  # minmax: exact zeros
+    # the same as the teacher on the test-pipeline images, in index order
+    dataset = runner.train_dataloader.dataset
+    transforms = Compose([TRANSFORMS.build(t) for t in PIPELINE])
+    batch = pseudo_collate([transforms(dataset.get_data_info(i))
+                            for i in range(7)])
+    inputs = model.data_preprocessor(batch, False)['inputs']
+    expected = model.teacher_soft_labels(model.build_teacher(), inputs)
+    assert torch.allclose(table, expected, atol=1e-5)
+    # default folder: <work_dir>/../.soft_label_cache
+    assert Path(hook.last_path).parent == tmp_path / 'work_dirs' / \
+        '.soft_label_cache'
+
+
+def test_second_run_reuses_the_file_without_recomputing(tmp_path,
+                                                        monkeypatch):
+    first = make_model()
+    SoftLabelCacheHook().before_train(make_runner(tmp_path, first))
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError('the soft labels were recomputed')
+
+    second = make_model()
+    hook = SoftLabelCacheHook()
+    monkeypatch.setattr(hook, 'compute', no_compute)
+    hook.before_train(make_runner(tmp_path, second))
+    assert hook.num_computed == 0 and hook.last_source == 'cache'
+    assert torch.equal(second.soft_label_table, first.soft_label_table)
+
+
+def test_changed_descriptions_are_recomputed(tmp_path):
+    first_hook = SoftLabelCacheHook()
+    first_hook.before_train(make_runner(tmp_path, make_model()))
+    changed = dict(DESCRIPTIONS, dog='a wolf-like animal with a long snout')
+    hook = SoftLabelCacheHook()
+    model = make_model(descriptions=changed)
+    hook.before_train(make_runner(tmp_path, model))
+    assert hook.num_computed == 1 and hook.last_path != first_hook.last_path
+
+
+@pytest.mark.parametrize('change', ['pipeline', 'dataset', 'tau'])
+def test_other_inputs_of_p_c_change_the_key(tmp_path, change):
+    base = SoftLabelCacheHook()
+    base.before_train(make_runner(tmp_path, make_model()))
+    model = make_model()
+    kwargs = {}
+    if change == 'pipeline':
+        kwargs['pipeline'] = PIPELINE[:1] + [
+            dict(type='Resize', scale=32)] + PIPELINE[-1:]
+    elif change == 'dataset':
+        kwargs['n'] = 5
+    else:
+        model.soft_label_cfg['tau'] = 0.5
+    hook = SoftLabelCacheHook()
+    hook.before_train(make_runner(tmp_path, model, **kwargs))
+    assert hook.last_source == 'computed'
+    assert hook.last_path != base.last_path
+
+
+def test_nothing_to_do_without_wrm_or_in_online_mode(tmp_path):
+    for model in (make_model(wrm_weight=0.0), make_model(source='online')):
+        hook = SoftLabelCacheHook()
+        hook.before_train(make_runner(tmp_path, model))
+        assert hook.last_source is None and model.soft_label_table is None
+
+
+def test_missing_pipeline_is_a_clear_error(tmp_path):
+    runner = make_runner(tmp_path, make_model())
+    runner.cfg = Config(dict())
+    with pytest.raises(ValueError, match='pipeline='):
+        SoftLabelCacheHook().before_train(runner)
+    assert find_pipeline(Config(dict(val_dataloader=dict(dataset=dict(
+        type='X', pipeline=PIPELINE))))) == PIPELINE
+
+
+_WORKER = textwrap.dedent('''
+    import sys
+    import torch
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    sys.path.insert(0, sys.argv[3])
+    import test_soft_label_cache_hook as t
+    from drm_mm.engine.hooks.soft_label_cache_hook import SoftLabelCacheHook
+
+
+    def worker(rank, port, out):
+        torch.set_num_threads(1)
+        dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                                rank=rank, world_size=2)
+        model = t.make_model()
+        dataset = t.TinyImages(out + '/images', n=7)
+        hook = SoftLabelCacheHook(batch_size=2)
+        table = hook.compute(model, model.build_teacher(), dataset, t.PIPELINE)
+        torch.save(table, f'{out}/rank{rank}.pt')
+        dist.destroy_process_group()
+
+
+    if __name__ == '__main__':
+        torch.set_num_threads(1)
+        port, out = int(sys.argv[1]), sys.argv[2]
+        model = t.make_model()
+        dataset = t.TinyImages(out + '/images', n=7)
+        table = SoftLabelCacheHook().compute(model, model.build_teacher(),
+                                             dataset, t.PIPELINE)
+        torch.save(table, f'{out}/single.pt')
+        mp.start_processes(worker, args=(port, out), nprocs=2, join=True,
+                           start_method='fork')
+''')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow  # two processes: seconds of imports
+def test_two_ranks_shard_the_pass_and_gather_the_same_table(tmp_path):
+    (tmp_path / 'images').mkdir()
+    script = tmp_path / 'worker.py'
+    script.write_text(_WORKER)
+    env = dict(os.environ, PYTHONPATH=f'{REPO}{os.pathsep}'
+               f'{os.environ.get("PYTHONPATH", "")}', OMP_NUM_THREADS='1',
+               HF_HUB_OFFLINE='1')
+    proc = subprocess.run(
+        [sys.executable, str(script), str(_free_port()), str(tmp_path),
+         str(Path(__file__).parent)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = torch.load(tmp_path / 'single.pt', weights_only=True)
+    assert single.shape == (7, 3)
+    for rank in range(2):
+        ranked = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+        assert torch.allclose(ranked, single, atol=1e-5)

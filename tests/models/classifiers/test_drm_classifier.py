@@ -1,0 +1,365 @@
+"""DRMClassifier on a tiny CLIP: prediction, gradients, text caching, soft
+labels, baselines, and a few DRM steps on fake iWildCam."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from drm_mm.models.classifiers.drm_classifier import DRMClassifier
+from drm_mm.models.clip import OpenCLIP
+from drm_mm.models.heads.clip_text_head import class_prototypes
+from drm_mm.models.losses.dual_risk_loss import soft_cross_entropy
+from drm_mm.models.soft_labels import minmax_soft_labels
+from mmpretrain.structures import DataSample
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+REPO = Path(__file__).resolve().parents[3]
+CLASSES = ['cat', 'dog', 'bird']
+TEMPLATES = ['a photo of {c}.', 'a drawing of a {c}.']
+DESCRIPTIONS = {'cat': 'a small feline with whiskers',
+                'dog': ['a canine with floppy ears', 'a barking pet'],
+                'bird': 'a feathered animal with a beak'}
+
+
+def build(frozen=(), beta=0.5, loss=None, soft_labels=None, seed=0, **kw):
+    torch.manual_seed(seed)
+    kw.setdefault('descriptions', DESCRIPTIONS)
+    kw.setdefault('templates', TEMPLATES)
+    return DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit', frozen=frozen),
+        classnames=CLASSES,
+        head=dict(beta=beta, **kw.pop('head', {})),
+        loss=loss or dict(erm='contrastive', wrm_weight=1.0),
+        soft_labels=soft_labels or dict(source='online'), **kw)
+
+
+def batch(n=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 32, 32, generator=g)
+    samples = []
+    for i in range(n):
+        s = DataSample().set_gt_label(i % len(CLASSES))
+        s.set_metainfo(dict(sample_idx=i))
+        samples.append(s)
+    return x, samples
+
+
+def total(losses):
+    return sum(v for k, v in losses.items() if 'loss' in k)
+
+
+def count_text_forwards(model, monkeypatch):
+    calls = []
+    inner = model.clip.model.encode_text
+
+    def counted(tokens, *args, **kwargs):
+        calls.append(tokens.shape[0])
+        return inner(tokens, *args, **kwargs)
+
+    monkeypatch.setattr(model.clip.model, 'encode_text', counted)
+    return calls
+
+
+def manual_prototypes(model, prompts):
+    clip = model.clip if isinstance(model, DRMClassifier) else model
+    with torch.no_grad():
+        feats = clip.encode_text([p for ps in prompts for p in ps])
+    return class_prototypes(feats, [len(p) for p in prompts])
+
+
+def test_predict_returns_the_beta_mixture_of_text_heads():
+    model = build(beta=0.3).eval()
+    x, samples = batch()
+    out = model(x, samples, mode='predict')
+    df = manual_prototypes(model, [[t.replace('{c}', c) for t in TEMPLATES]
+                                   for c in CLASSES])
+    cd = manual_prototypes(model, [[DESCRIPTIONS['cat']], DESCRIPTIONS['dog'],
+                                   [DESCRIPTIONS['bird']]])
+    with torch.no_grad():
+        img = model.clip.encode_image(x)
+        s = model.clip.logit_scale
+        hand = 0.3 * (s * img @ df.t()).softmax(1) + 0.7 * (
+            s * img @ cd.t()).softmax(1)
+    scores = torch.stack([o.pred_score for o in out])
+    assert torch.allclose(scores, hand, atol=1e-5)
+    assert [int(o.pred_label) for o in out] == hand.argmax(1).tolist()
+    assert torch.allclose(model(x, mode='tensor'), hand, atol=1e-5)
+    assert model.extract_feat(x).shape == (6, 32)
+
+
+def test_gradients_reach_both_towers_when_both_train():
+    model = build().train()
+    total(model(*batch(), mode='loss')).backward()
+    grads = {n: p.grad for n, p in model.clip.model.named_parameters()}
+    assert grads['visual.conv1.weight'].abs().sum() > 0
+    assert grads['token_embedding.weight'].abs().sum() > 0
+    assert grads['text_projection'].abs().sum() > 0
+    assert grads['logit_scale'] is not None
+
+
+@pytest.mark.parametrize('frozen, trains', [(('text', ), 'visual.'),
+                                            (('image', ), 'transformer.')])
+def test_no_gradient_reaches_a_frozen_tower(frozen, trains):
+    model = build(frozen=frozen).train()
+    total(model(*batch(), mode='loss')).backward()
+    for name, param in model.clip.model.named_parameters():
+        is_image = name.startswith('visual.')
+        frozen_param = (is_image and 'image' in frozen) or (
+            not is_image and name != 'logit_scale' and 'text' in frozen)
+        if frozen_param:
+            assert param.grad is None, name
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for n, p in model.clip.model.named_parameters()
+               if n.startswith(trains))
+
+
+def test_one_text_forward_per_step_when_the_text_tower_trains(monkeypatch):
+    model = build(loss=dict(erm='ce', wrm_weight=1.0)).train()
+    calls = count_text_forwards(model, monkeypatch)
+    model(*batch(), mode='loss')
+    # df prompts (3 x 2) + cd prompts (1 + 2 + 1), one batched forward
+    assert calls == [10]
+    model = build(loss=dict(erm='contrastive', wrm_weight=1.0)).train()
+    calls = count_text_forwards(model, monkeypatch)
+    model(*batch(n=6), mode='loss')
+    assert calls == [6 + 4]  # 6 captions + cd prompts
+
+
+def test_frozen_text_tower_encodes_prompts_once(monkeypatch):
+    model = build(frozen=('text', )).train()
+    calls = count_text_forwards(model, monkeypatch)
+    x, samples = batch()
+    model(x, samples, mode='loss')
+    n_first = len(calls)
+    model(x, samples, mode='loss')
+    model.eval()
+    model(x, mode='predict')
+    n_after_predict = len(calls)
+    model(x, mode='predict')
+    model.train()
+    model(x, samples, mode='loss')
+    assert len(calls) == n_after_predict
+    assert n_first >= 1
+    # loading weights (e.g. a checkpoint or WiSE-FT) invalidates the cache
+    model.load_state_dict(model.state_dict())
+    model.eval()
+    model(x, mode='predict')
+    assert len(calls) > n_after_predict
+
+
+def test_eval_prototypes_follow_a_training_step():
+    model = build(loss=dict(erm='ce', wrm_weight=1.0))
+    x, samples = batch()
+    model.eval()
+    before = model.prototypes('df').clone()
+    model.train()
+    optim = torch.optim.SGD(model.parameters(), lr=1.0)
+    total(model(x, samples, mode='loss')).backward()
+    optim.step()
+    model.eval()
+    after = model.prototypes('df')
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, manual_prototypes(
+        model, [[t.replace('{c}', c) for t in TEMPLATES] for c in CLASSES]),
+        atol=1e-6)
+
+
+def test_frozen_text_captions_equal_direct_encoding():
+    model = build(frozen=('text', ), templates=['a photo of {c}.'],
+                  loss=dict(erm='contrastive', wrm_weight=0.0), beta=1.0,
+                  descriptions=None)
+    table = model._cached('caption')
+    direct = model.clip.encode_text([f'a photo of {c}.' for c in CLASSES])
+    assert torch.allclose(table[:, 0], direct, atol=1e-6)
+
+
+def test_cache_mode_looks_up_soft_labels_by_sample_idx():
+    model = build(frozen=('text', ), soft_labels=dict(source='cache'))
+    x, samples = batch()
+    with pytest.raises(RuntimeError, match='SoftLabelCacheHook'):
+        model(x, samples, mode='loss')
+    table = torch.softmax(torch.randn(10, 3), dim=1)
+    model.set_soft_labels(table)
+    for s, idx in zip(samples, [9, 0, 4, 4, 7, 2]):
+        s.set_metainfo(dict(sample_idx=idx))
+    out = model(x, samples, mode='loss')
+    with torch.no_grad():
+        z_cd = model.clip.logit_scale * model.clip.encode_image(
+            x) @ model.prototypes('cd').t()
+    hand = soft_cross_entropy(z_cd, table[[9, 0, 4, 4, 7, 2]])
+    assert torch.allclose(out['wrm_raw'], hand, atol=1e-5)
+    samples[0].set_metainfo(dict(sample_idx=99))
+    with pytest.raises(IndexError, match='99'):
+        model(x, samples, mode='loss')
+
+
+def test_online_soft_labels_come_from_the_initial_clip():
+    model = build(soft_labels=dict(source='online', tau=0.1))
+    x, _ = batch()
+    teacher = model.build_teacher()
+    with torch.no_grad():
+        expected = model.teacher_soft_labels(teacher, x)
+        for p in model.clip.parameters():
+            p.add_(0.05)
+    model.invalidate_prototypes()
+    with torch.no_grad():
+        img = teacher.encode_image(x)
+        aff = img @ manual_prototypes(
+            teacher, [[DESCRIPTIONS['cat']], DESCRIPTIONS['dog'],
+                      [DESCRIPTIONS['bird']]]).t()
+    assert torch.allclose(expected, minmax_soft_labels(aff, 0.1), atol=1e-5)
+    assert torch.allclose(model.soft_labels_for(x, []), expected, atol=1e-6)
+    assert 'teacher' not in dict(model.named_modules())
+
+
+def test_cache_teacher_is_the_initial_clip_without_pretrained_weights():
+    model = build(soft_labels=dict(source='cache'))
+    initial = {k: v.clone() for k, v in model.clip.state_dict().items()}
+    with torch.no_grad():
+        for p in model.clip.parameters():
+            p.add_(1.0)
+    teacher = model.build_teacher()
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, initial[key]), key
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match='descriptions'):
+        build(descriptions=None)
+    with pytest.raises(ValueError, match="erm='ce'"):
+        build(beta=1.0, head=dict(linear=True),
+              loss=dict(erm='contrastive', wrm_weight=0))
+    with pytest.raises(ValueError, match='source'):
+        build(soft_labels=dict(source='disk'))
+    with pytest.raises(ValueError, match='normalization'):
+        build(soft_labels=dict(normalization='zscore'))
+
+
+def test_linear_probe_head_starts_at_zero_shot():
+    zero_shot = build(beta=1.0, descriptions=None, seed=3,
+                      loss=dict(erm='ce', wrm_weight=0)).eval()
+    lp = build(frozen=('image', 'text', 'logit_scale'), beta=1.0, seed=3,
+               descriptions=None, head=dict(linear=True),
+               loss=dict(erm='ce', wrm_weight=0)).eval()
+    x, samples = batch()
+    assert torch.allclose(lp(x), zero_shot(x), atol=1e-5)
+    trainable = [n for n, p in lp.named_parameters() if p.requires_grad]
+    assert trainable == ['head.weight', 'head.bias']
+    lp.train()
+    total(lp(x, samples, mode='loss')).backward()
+    assert lp.head.weight.grad.abs().sum() > 0
+
+
+def test_set_class_subset_restricts_predictions():
+    model = build().eval()
+    x, _ = batch()
+    model.set_class_subset([0, 2])
+    scores = model(x)
+    assert (scores[:, 1] == 0).all()
+    model.set_class_subset(None)
+    assert (model(x)[:, 1] > 0).all()
+
+
+def test_dataset_keys_resolve_names_templates_and_shipped_descriptions():
+    pytest.importorskip('drm_mm.datasets.classnames')
+    model = DRMClassifier(
+        clip=OpenCLIP(model_name='drm-tiny-vit'), classnames='iwildcam',
+        descriptions='iwildcam.json', soft_labels=dict(source='online'))
+    assert model.num_classes == 182
+    assert model.templates == ['a photo of {c}.']
+    assert len(model.descriptions) == 182
+
+
+def _fake_iwildcam(root):
+    """A tiny iWildCam in the WILDS layout with real category names."""
+    from drm_mm.datasets.classnames import iwildcam_categories
+    from drm_mm.datasets.wilds_layout import (tiny_iwildcam_samples,
+                                              write_iwildcam)
+    categories = [(r.y, r.category_id, r.name)
+                  for r in iwildcam_categories()[:6]]
+    write_iwildcam(root, tiny_iwildcam_samples(seed=0, n_classes=6,
+                                               size=(64, 48)),
+                   categories=categories)
+    return root
+
+
+def test_a_few_drm_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
+    wilds = pytest.importorskip('drm_mm.datasets.wilds_iwildcam')
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DefaultScope
+    root = _fake_iwildcam(tmp_path)
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='ResizeEdge', scale=32, edge='short'),
+        dict(type='CenterCrop', crop_size=32),
+        dict(type='PackInputs'),
+    ]
+    with DefaultScope.overwrite_default_scope('drm_mm'):
+        dataset = wilds.WILDSIWildCam(data_root=str(root), split='train',
+                                      pipeline=pipeline)
+    classes = list(dataset.metainfo['classes'])
+    descriptions = {c: f'a photo of an animal called {c}' for c in classes}
+    torch.manual_seed(0)
+    model = DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+        classnames=classes, templates='iwildcam', descriptions=descriptions,
+        loss=dict(erm='contrastive', wrm_weight=1.0),
+        soft_labels=dict(source='online'))
+    data = model.data_preprocessor(
+        pseudo_collate([dataset[i] for i in range(min(len(dataset), 12))]),
+        True)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    losses = []
+    for _ in range(6):
+        torch.manual_seed(0)  # same caption templates every step
+        loss = total(model(data['inputs'], data['data_samples'], 'loss'))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize('name', [
+    'drm_tiny_fake_iwildcam', 'flyp_tiny_fake_iwildcam',
+    'ce_tiny_fake_iwildcam', 'ce_tiny_lp_fake_iwildcam',
+    'ce_tiny_lpft_fake_iwildcam'
+])
+def test_smoke_configs_build_their_model(name):
+    pytest.importorskip('drm_mm.datasets.classnames')
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from drm_mm.registry import MODELS
+    path = REPO / 'configs' / 'smoke' / f'{name}.py'
+    cfg = Config.fromfile(str(path))
+    with DefaultScope.overwrite_default_scope('drm_mm'):
+        model = MODELS.build(cfg.model)
+    assert isinstance(model, DRMClassifier)
+    assert model.num_classes == 182
+    uses_wrm = model.loss_module.uses_wrm
+    assert uses_wrm == (name.startswith('drm'))
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    assert ('SoftLabelCacheHook' in hooks) == uses_wrm
+
+
+def test_a_deep_copy_invalidates_its_own_cache_on_load(monkeypatch):
+    import copy
+    model = build(frozen=('text', )).eval()
+    model.prototypes('df')
+    twin = copy.deepcopy(model)
+    twin.prototypes('df')
+    twin.load_state_dict(twin.state_dict())
+    assert 'df' not in twin._cache and 'df' in model._cache
+
+
+def test_duplicate_imagenet_names_get_wnid_keys():
+    classnames = pytest.importorskip('drm_mm.datasets.classnames')
+    from drm_mm.models.classifiers.drm_classifier import _default_class_keys
+    keys = _default_class_keys('imagenet', classnames.get_classnames(
+        'imagenet'))
+    assert len(set(keys)) == 1000
+    assert 'missile [n03773504]' in keys and 'sunglasses [n04356056]' in keys
