@@ -16,7 +16,9 @@ from drm_mm.utils.tool_utils import (add_launcher_arg, build_runner,
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a drm_mm model')
     parser.add_argument('config', help='path of the config')
-    parser.add_argument('checkpoint', help='checkpoint to evaluate')
+    parser.add_argument(
+        'checkpoint', help='checkpoint to evaluate, or "none" to evaluate the '
+        'model as the config builds it (zero-shot CLIP)')
     parser.add_argument('--work-dir', help='where evaluation logs go')
     parser.add_argument(
         '--out', help='dump the metrics (.json/.yaml) or, with a .pkl '
@@ -34,8 +36,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint!r} does not exist.')
+    zero_shot = args.checkpoint.lower() == 'none'
+    if not zero_shot and not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint {args.checkpoint!r} does not exist; '
+                         'pass an existing .pth, or "none" for zero-shot.')
     cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
@@ -43,7 +47,7 @@ def main() -> None:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None if zero_shot else args.checkpoint
     cfg.resume = False
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)

@@ -59,7 +59,3 @@ test_dataloader = dict(
     val=_split('val'), test=_split('test'))
 test_evaluator = dict(type='IWildCamMetric')
 test_cfg = dict(type='MultiDatasetTestLoop')
-
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
-                    save_best='id_val/macro_f1', rule='greater'))

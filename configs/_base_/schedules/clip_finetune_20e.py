@@ -14,8 +14,6 @@ param_scheduler = [
 ]
 
 train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=1)
-val_cfg = dict()
-test_cfg = dict()
 
 # The paper's global batch. `--auto-scale-lr` rescales lr by
 # (GPUs x samples_per_gpu) / base_batch_size.

@@ -1,0 +1,64 @@
+# ImageNet-1k and its shifted variants at 224 px (REFERENCE.md): model
+# selection on ImageNet val; OOD: V2 (matched frequency), R and A (200-class
+# subsets, logits restricted before the softmax), Sketch and ObjectNet (113
+# classes folded from ImageNet logits, 1-px border crop).
+# Layout under data/: imagenet/{train,val}/<wnid>/*.JPEG,
+# imagenetv2-matched-frequency-format-val/<idx>/, sketch/<wnid>/,
+# imagenet-r/<wnid>/, imagenet-a/<wnid>/, objectnet-1.0/{images,mappings}/.
+data_root = 'data'
+image_size = 224
+
+data_preprocessor = dict(
+    type='ClsDataPreprocessor',
+    mean=[122.770938, 116.7460125, 104.09373615],
+    std=[68.5005327, 66.6321579, 70.32316305],
+    to_rgb=True)
+
+train_pipeline = [
+    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='RandomResizedCrop', scale=image_size,
+         crop_ratio_range=(0.9, 1.0), backend='pillow',
+         interpolation='bicubic'),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path')),
+]
+test_pipeline = [
+    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=image_size),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path')),
+]
+
+# batch_size is per GPU: 8 GPUs x 64 = 512, the paper's global batch.
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='ImageNetFolder', data_root=f'{data_root}/imagenet',
+                 split='train', pipeline=train_pipeline))
+
+
+def _set(dataset_type, **kwargs):  # noqa: E306
+    root = f'{data_root}/imagenet' if dataset_type == 'ImageNetFolder' \
+        else data_root
+    return dict(dataset=dict(type=dataset_type, data_root=root,
+                             pipeline=test_pipeline, **kwargs),
+                sampler=dict(type='DefaultSampler', shuffle=False))
+
+
+val_dataloader = dict(batch_size=128, num_workers=8,
+                      imagenet=_set('ImageNetFolder', split='val'))
+val_evaluator = dict(type='ImageNetAccuracy')
+val_cfg = dict(type='MultiDatasetValLoop')
+
+test_dataloader = dict(
+    batch_size=128, num_workers=8,
+    imagenet=_set('ImageNetFolder', split='val'),
+    imagenet_v2=_set('ImageNetV2'),
+    imagenet_r=_set('ImageNetR'),
+    imagenet_a=_set('ImageNetA'),
+    imagenet_sketch=_set('ImageNetSketch'),
+    objectnet=_set('ObjectNet'))
+test_evaluator = dict(type='ImageNetAccuracy')
+test_cfg = dict(type='MultiDatasetTestLoop')

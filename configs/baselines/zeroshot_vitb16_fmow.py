@@ -1,0 +1,9 @@
+# Baseline for configs/drm/vitb16_fmow.py: same data, schedule and model;
+# only the method differs.
+# Zero-shot CLIP (no training): the df head alone (beta = 1).
+# Evaluate: python tools/test.py configs/baselines/zeroshot_vitb16_fmow.py none
+_base_ = ['../drm/vitb16_fmow.py']
+
+model = dict(head=dict(beta=1.0), loss=dict(erm='contrastive', wrm_weight=0.0),
+             descriptions=None)
+custom_hooks = []
