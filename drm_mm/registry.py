@@ -74,3 +74,13 @@ VISBACKENDS = _child('vis_backend', MMPRETRAIN_VISBACKENDS,
 from mmpretrain.utils import register_all_modules as _register_mmpretrain  # noqa: E402,E501
 
 _register_mmpretrain(init_default_scope=False)
+
+
+def build_in_scope(registry: Registry, cfg: dict, **kwargs):
+    """Build ``cfg`` with ``drm_mm`` as the scope, whatever the caller's
+    default scope is (a config of another project builds
+    ``type='drm_mm.DRMClassifier'`` under ``mmpretrain``; its nested
+    ``DualRiskLoss`` must still resolve). An explicit ``_scope_`` wins."""
+    cfg = dict(cfg)
+    cfg.setdefault('_scope_', 'drm_mm')
+    return registry.build(cfg, **kwargs)

@@ -1,9 +1,10 @@
 """Small utilities shared by tools and engine components."""
+from .config_path import get_config_path
 from .safe_checkpoint import (UnsafeCheckpointError, load_trusted_checkpoint,
                               mmengine_checkpoint_globals)
 from .setup_env import register_all_modules
 
 __all__ = [
-    'UnsafeCheckpointError', 'load_trusted_checkpoint',
+    'get_config_path',     'UnsafeCheckpointError', 'load_trusted_checkpoint',
     'mmengine_checkpoint_globals', 'register_all_modules'
 ]

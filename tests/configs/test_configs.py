@@ -103,3 +103,40 @@ def test_config_builds_and_steps(path):
     total.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_config_of_another_project_inherits_ours(tmp_path):
+    """A config written outside this repository inherits a drm_mm config
+    through a plain path (MMEngine refuses ``drm_mm::`` for non-OpenMMLab
+    packages) and switches to its own default scope."""
+    from drm_mm.utils import get_config_path
+    base = get_config_path('drm/vitb16_iwildcam.py')
+    other = tmp_path / 'other_project' / 'my_drm.py'
+    other.parent.mkdir()
+    other.write_text(
+        f"_base_ = [{base!r}]\n"
+        "default_scope = 'mmpretrain'\n"
+        "custom_imports = dict(imports=['drm_mm'], "
+        "allow_failed_imports=False)\n"
+        "model = dict(type='drm_mm.DRMClassifier',\n"
+        "             clip=dict(type='drm_mm.OpenCLIP',\n"
+        "                       model_name='drm-tiny-vit', pretrained=None),\n"
+        "             classnames=['cat', 'dog'], templates=['a photo of a {c}.'],\n"
+        "             descriptions=dict(_delete_=True,\n"
+        "                               cat=['a small furry feline'],\n"
+        "                               dog=['a four-legged canine']),\n"
+        "             loss=dict(wrm_weight=0.5))\n")
+    cfg = Config.fromfile(str(other))
+    assert cfg.train_cfg.max_epochs == 20  # inherited recipe
+    assert cfg.model.head.beta == 0.5
+    from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MMPRETRAIN_MODELS.build(cfg.model)
+    assert type(model).__name__ == 'DRMClassifier'
+    assert model.loss_module.wrm_weight == 0.5
+
+
+def test_get_config_path_missing():
+    from drm_mm.utils import get_config_path
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        get_config_path('drm/nope.py')

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, List, Sequence
 
-from drm_mm.registry import TRANSFORMS
+from drm_mm.registry import TRANSFORMS, build_in_scope
 
 
 def build_transforms(pipeline: Sequence[Any]) -> List[Any]:
@@ -21,7 +21,7 @@ def build_transforms(pipeline: Sequence[Any]) -> List[Any]:
     built = []
     for transform in pipeline:
         if isinstance(transform, dict):
-            built.append(TRANSFORMS.build(transform))
+            built.append(build_in_scope(TRANSFORMS, transform))
         elif callable(transform):
             built.append(transform)
         else:

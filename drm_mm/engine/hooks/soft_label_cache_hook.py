@@ -37,7 +37,7 @@ from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, Dataset
 
 from drm_mm.datasets.transforms.load_image_draft import CorruptImageError
-from drm_mm.registry import HOOKS, TRANSFORMS
+from drm_mm.registry import HOOKS, TRANSFORMS, build_in_scope
 
 CACHE_VERSION = 1
 _DATASET_ATTRS = ('data_root', 'split', 'ann_file', 'metadata_file',
@@ -320,7 +320,7 @@ class SoftLabelCacheHook(Hook):
         start, stop = min(rank * per_rank, total), min((rank + 1) * per_rank,
                                                        total)
         transforms = Compose([
-            TRANSFORMS.build(t) if isinstance(t, dict) else t
+            build_in_scope(TRANSFORMS, t) if isinstance(t, dict) else t
             for t in pipeline
         ])
         loader = DataLoader(_PipelineView(dataset, transforms,

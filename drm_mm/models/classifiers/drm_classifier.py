@@ -33,7 +33,7 @@ from torch import nn
 
 from drm_mm.prompts import (build_prompts, load_descriptions,
                             make_class_keys, resolve_templates)
-from drm_mm.registry import MODELS
+from drm_mm.registry import MODELS, build_in_scope
 from ..clip.open_clip_adapter import freeze_module
 from ..clip.open_clip_model import OpenCLIP
 from ..heads.clip_text_head import CLIPTextHead  # noqa: F401 (registers)
@@ -136,15 +136,15 @@ class DRMClassifier(BaseClassifier):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
             data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
-            data_preprocessor = MODELS.build(data_preprocessor)
+            data_preprocessor = build_in_scope(MODELS, data_preprocessor)
         super().__init__(init_cfg=init_cfg,
                          data_preprocessor=data_preprocessor)
         self._clip_cfg = copy.deepcopy(clip) if isinstance(clip,
                                                            dict) else None
-        self.clip: OpenCLIP = MODELS.build(clip) if isinstance(
+        self.clip: OpenCLIP = build_in_scope(MODELS, clip) if isinstance(
             clip, dict) else clip
-        self.loss_module = MODELS.build(
-            dict(dict(type='DualRiskLoss'), **(loss or {})))
+        self.loss_module = build_in_scope(
+            MODELS, dict(dict(type='DualRiskLoss'), **(loss or {})))
         head_cfg = dict(dict(type='CLIPTextHead'), **(head or {}))
         sl_cfg = dict(source='cache', normalization='minmax', tau=0.1)
         sl_cfg.update(soft_labels or {})
@@ -202,7 +202,7 @@ class DRMClassifier(BaseClassifier):
                 zero_shot = self._encode_classes('df', grad=False)
             head_cfg.setdefault('num_classes', zero_shot.size(0))
             head_cfg.setdefault('embed_dim', zero_shot.size(1))
-        self.head = MODELS.build(head_cfg)
+        self.head = build_in_scope(MODELS, head_cfg)
         if head_cfg.get('linear', False):
             self.head.init_linear(zero_shot)
             self._cache.clear()
@@ -464,7 +464,7 @@ class DRMClassifier(BaseClassifier):
             teacher = copy.deepcopy(self.clip)
             teacher.load_state_dict(self._teacher_state)
         elif self._clip_cfg is not None:
-            teacher = MODELS.build(self._clip_cfg)
+            teacher = build_in_scope(MODELS, self._clip_cfg)
         else:
             raise RuntimeError('DRMClassifier.build_teacher: no pre-trained '
                                'weights to build the teacher from.')
