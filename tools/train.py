@@ -11,7 +11,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 from drm_mm.utils.tool_utils import (add_launcher_arg, build_runner,
-                                     load_config, set_dataloader_defaults)
+                                     load_config, run_tool,
+                                     set_dataloader_defaults)
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -1,6 +1,9 @@
 """Shared pieces of the command-line tools (tools/train.py, tools/test.py)."""
 import argparse
+import os
 import os.path as osp
+import sys
+from typing import Callable
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -50,3 +53,22 @@ def build_runner(cfg: Config) -> Runner:
     from mmengine.registry import RUNNERS
     cfg.setdefault('runner_type', 'drm_mm.DRMRunner')
     return RUNNERS.build(cfg)
+
+
+def run_tool(main: Callable[[], None]) -> None:
+    """Run a tool's ``main`` and turn an exception into one clear line on
+    stderr (exit status 1): the messages of drm_mm name the file, key or
+    class and the fix. ``DRM_MM_DEBUG=1`` shows the full traceback."""
+    if os.environ.get('DRM_MM_DEBUG', '') not in ('', '0'):
+        main()
+        return
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - a CLI boundary
+        message = str(err).strip() or repr(err)
+        print(f'error: {type(err).__name__}: {message}\n'
+              '(set DRM_MM_DEBUG=1 for the full traceback)',
+              file=sys.stderr)
+        raise SystemExit(1) from None
