@@ -39,6 +39,19 @@ class WILDSIWildCam(WILDSBaseDataset):
     VERSION = '2.0'
     IMAGE_DIR = 'train'  # every split's images live in train/
     REQUIRED_FILES = ('metadata.csv', 'categories.csv')
+    CLASS_NAME_SOURCES = ('common', 'categories')
+
+    def __init__(self, *args: Any, class_names: str = 'common',
+                 **kwargs: Any) -> None:
+        """``class_names='common'``: the benchmark's common English names
+        (checked against the project table); ``'categories'``: the ``name``
+        column of ``categories.csv`` as it is, for other datasets written in
+        the iWildCam layout (e.g. the toy world)."""
+        if class_names not in self.CLASS_NAME_SOURCES:
+            raise ValueError(f'WILDSIWildCam: class_names={class_names!r}; '
+                             f'choose from {self.CLASS_NAME_SOURCES}.')
+        self.class_names = class_names
+        super().__init__(*args, **kwargs)
 
     def _wilds_class(self) -> Any:
         from wilds.datasets.iwildcam_dataset import IWildCamDataset
@@ -71,6 +84,8 @@ class WILDSIWildCam(WILDSBaseDataset):
         if absent:
             raise ValueError(f'{name}: {path} has no row for label(s) '
                              f'{absent[:10]} used in metadata.csv.')
+        if self.class_names == 'categories':
+            return [(by_y[y], by_y[y]) for y in range(n_classes)]
         classes = []
         for y in range(n_classes):
             try:

@@ -265,3 +265,20 @@ def test_registered_in_drm_mm_scope(iwildcam_root):
     ds = DATASETS.build(dict(type='WILDSIWildCam',
                              data_root=str(iwildcam_root), split='id_test'))
     assert isinstance(ds, WILDSIWildCam)
+
+
+def test_class_names_from_categories_file(tmp_path):
+    """Other datasets in the iWildCam layout keep their own class names."""
+    from drm_mm.datasets.wilds_iwildcam import WILDSIWildCam
+    from drm_mm.datasets.wilds_layout import (tiny_iwildcam_samples,
+                                              write_iwildcam)
+    write_iwildcam(tmp_path, tiny_iwildcam_samples(seed=1, n_classes=3),
+                   categories=[(0, 10, 'circle'), (1, 11, 'square'),
+                               (2, 12, 'star')])
+    ds = WILDSIWildCam(data_root=str(tmp_path), split='train',
+                       class_names='categories')
+    assert ds.metainfo['classes'] == ('circle', 'square', 'star')
+    with pytest.raises(ValueError, match="'circle'"):
+        WILDSIWildCam(data_root=str(tmp_path), split='train')
+    with pytest.raises(ValueError, match="class_names='latin'"):
+        WILDSIWildCam(data_root=str(tmp_path), class_names='latin')
