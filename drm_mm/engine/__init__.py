@@ -1,3 +1,4 @@
 """Engine extensions: runner, hooks and loops (registered in drm_mm)."""
 from .hooks import *  # noqa: F401,F403
+from .loops import *  # noqa: F401,F403
 from .runners import *  # noqa: F401,F403

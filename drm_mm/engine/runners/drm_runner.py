@@ -5,14 +5,15 @@ import glob
 import os
 import os.path as osp
 import zipfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed, is_main_process
-from mmengine.runner import Runner
+from mmengine.runner import BaseLoop, Runner
 from torch import nn
 
+from drm_mm.engine.wise_ft import CheckpointMismatchError
 from drm_mm.registry import RUNNERS
 from drm_mm.utils.safe_checkpoint import mmengine_checkpoint_globals
 
@@ -51,8 +52,25 @@ class DRMRunner(Runner):
       so in the log;
     * with a launcher but no GPU, the process group uses gloo and DDP wraps
       the model with ``device_ids=None`` (MMEngine would call
-      ``torch.cuda.set_device``), so ``dist_train.sh`` runs on CPU.
+      ``torch.cuda.set_device``), so ``dist_train.sh`` runs on CPU;
+    * checkpoints load strictly: one of another architecture (``load_from``,
+      ``--resume``, the checkpoint of ``tools/test.py``) raises
+      :class:`CheckpointMismatchError` naming the file and the first
+      mismatching keys (MMEngine only logs a warning and goes on with
+      the weights that did not load left at their initial values);
+    * ``train_cfg = dict(by_epoch=True, ...)`` builds
+      :class:`~drm_mm.engine.loops.ResumableEpochBasedTrainLoop`, which
+      resumes a checkpoint written mid-epoch at the next batch of the same
+      epoch with the same random draws (MMEngine restarts the epoch).
     """
+
+    def build_train_loop(self, loop: Union[BaseLoop, Dict]) -> BaseLoop:
+        if isinstance(loop, dict) and 'type' not in loop and loop.get(
+                'by_epoch', False):
+            from drm_mm.engine.loops import ResumableEpochBasedTrainLoop
+            loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
+            loop['type'] = ResumableEpochBasedTrainLoop
+        return super().build_train_loop(loop)
 
     def setup_env(self, env_cfg: Dict) -> None:
         if (self.distributed and not is_distributed()
@@ -126,6 +144,27 @@ class DRMRunner(Runner):
         source = self._load_from or f'the latest checkpoint in {self.work_dir}'
         with mmengine_checkpoint_globals(repr(source)):
             super().load_or_resume()
+
+    def load_checkpoint(self, filename: str, map_location='cpu',
+                        strict: bool = True, revise_keys=((r'^module.', ''),
+                                                          )) -> dict:
+        """MMEngine's ``load_checkpoint``, strict by default, with a clear
+        error for a checkpoint that does not fit the model."""
+        try:
+            return super().load_checkpoint(filename, map_location, strict,
+                                           list(revise_keys))
+        except RuntimeError as err:
+            if 'do not match exactly' not in str(err):
+                raise
+            lines = [line.strip() for line in str(err).splitlines()
+                     if line.strip() and 'do not match' not in line]
+            detail = '; '.join(line[:200] for line in lines[:3])
+            raise CheckpointMismatchError(
+                f'checkpoint {filename!r} does not fit the model of this '
+                f'config ({detail}). It was written for another architecture '
+                f'(model.clip.model_name, head.linear, ...): load a '
+                f'checkpoint of the same model config, or unset load_from / '
+                f'the checkpoint argument.') from None
 
     def save_checkpoint(self, out_dir: str, filename: str, *args,
                         **kwargs) -> None:

@@ -16,17 +16,21 @@ LP-FT          LP's model with towers unfrozen, ``load_from`` = LP ckpt
 Text-tower work is batched: with a frozen text tower the df / cd
 prototypes and the df caption embeddings are computed once and cached; with
 a training text tower each step runs ONE text forward for the batch
-captions, the df prompts (``erm='ce'``) and all cd prompts together. The
-eval prototypes are cached and invalidated whenever weights may have changed
-(a training step, a ``train()`` switch of a trainable text tower, any
-``load_state_dict``); call :meth:`invalidate_prototypes` after editing
-weights in place (e.g. a WiSE-FT interpolation through ``param.data``).
+captions, the df prompts (``erm='ce'``) and all cd prompts together
+(without padding, in a few batches of similar prompt length, see
+:class:`OpenCLIP`; under DDP each rank encodes only its share of the df /
+cd prompts and all-gathers them with gradient). The eval prototypes are
+cached and invalidated whenever weights may have changed (a training step,
+a ``train()`` switch of a trainable text tower, any ``load_state_dict``);
+call :meth:`invalidate_prototypes` after editing weights in place (e.g. a
+WiSE-FT interpolation through ``param.data``).
 """
 import copy
 import hashlib
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.distributed as dist
 from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 from torch import nn
@@ -39,6 +43,7 @@ from ..clip.open_clip_model import OpenCLIP
 from ..heads.clip_text_head import CLIPTextHead  # noqa: F401 (registers)
 from ..heads.clip_text_head import class_prototypes
 from ..losses import DualRiskLoss  # noqa: F401 (registers)
+from ..losses.contrastive_loss import gather_with_grad
 from ..soft_labels import (affinities, check_normalization,
                            soft_labels_from_affinities)
 
@@ -84,6 +89,13 @@ def _tokens_of(clip: OpenCLIP, prompts: List[List[str]]
     return clip.tokenizer(flat), [len(p) for p in prompts]
 
 
+def _shard_bounds(total: int, rank: int, world: int) -> Tuple[int, int]:
+    """Rows ``[lo, hi)`` of ``total`` that ``rank`` of ``world`` encodes:
+    contiguous, in rank order (what ``gather_with_grad`` concatenates)."""
+    per_rank = -(-total // world)
+    return min(rank * per_rank, total), min((rank + 1) * per_rank, total)
+
+
 @MODELS.register_module()
 class DRMClassifier(BaseClassifier):
     """CLIP image tower + text tower + :class:`CLIPTextHead` +
@@ -111,6 +123,11 @@ class DRMClassifier(BaseClassifier):
             (``'minmax'``/``'softmax'``/``'none'``) and ``tau``.
         text_batch_size: prompts per text forward when encoding without
             gradient (eval prototypes), to bound memory.
+        shard_text_prompts: in a distributed run with a training text
+            tower, each rank encodes only its share of the df / cd prompts
+            and the embeddings are all-gathered with gradient (the same
+            loss and gradients as every rank encoding all of them, at
+            1/world of the text cost).
         data_preprocessor: default ``ClsDataPreprocessor`` with CLIP's
             mean/std and ``to_rgb=True``.
     """
@@ -128,6 +145,7 @@ class DRMClassifier(BaseClassifier):
                  loss: Optional[dict] = None,
                  soft_labels: Optional[dict] = None,
                  text_batch_size: int = 1024,
+                 shard_text_prompts: bool = True,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -157,11 +175,16 @@ class DRMClassifier(BaseClassifier):
             raise ValueError(f"DRMClassifier.soft_labels.source="
                              f"{sl_cfg['source']!r}; choose from "
                              f'{SOFT_LABEL_SOURCES}.')
-        check_normalization(sl_cfg['normalization'])
+        try:
+            check_normalization(sl_cfg['normalization'])
+        except ValueError as err:
+            raise ValueError(f'DRMClassifier.soft_labels.normalization: '
+                             f'{err}') from None
         if not float(sl_cfg['tau']) > 0:
             raise ValueError('DRMClassifier.soft_labels.tau must be > 0.')
         self.soft_label_cfg = sl_cfg
         self.text_batch_size = int(text_batch_size)
+        self.shard_text_prompts = bool(shard_text_prompts)
 
         # ---- prompts
         self.classnames = _resolve_classnames(classnames)
@@ -185,6 +208,8 @@ class DRMClassifier(BaseClassifier):
         # ---- tokens (CPU; moved to the model's device on first use)
         self._tokens: Dict[str, torch.Tensor] = {}
         self._counts: Dict[str, List[int]] = {}
+        # tokens the text tower runs per prompt (up to EOT when trimming)
+        self._lengths: Dict[str, torch.Tensor] = {}
         self._add_prompts('df', build_prompts(self.templates,
                                               self.classnames))
         if self.caption_templates != self.templates:
@@ -234,6 +259,7 @@ class DRMClassifier(BaseClassifier):
     def _add_prompts(self, name: str, prompts: List[List[str]]) -> None:
         self._tokens[name], self._counts[name] = _tokens_of(self.clip,
                                                             prompts)
+        self._lengths[name] = self.clip.text_lengths(self._tokens[name])
 
     def _check_combination(self) -> None:
         needs_cd = self.head.needs_cd or self.loss_module.uses_wrm
@@ -281,22 +307,35 @@ class DRMClassifier(BaseClassifier):
         return self._device_tokens[key]
 
     def _encode_tokens(self, clip: OpenCLIP, tokens: torch.Tensor,
-                       grad: bool) -> torch.Tensor:
-        """Normalised text embeddings; chunked when no gradient is needed."""
+                       grad: bool,
+                       lengths: Optional[torch.Tensor] = None
+                       ) -> torch.Tensor:
+        """Normalised text embeddings; without gradient in chunks of
+        ``text_batch_size`` prompts of similar length (``lengths``: CPU
+        per-row token counts, see :meth:`OpenCLIP.text_lengths`)."""
         if grad:
-            return clip.encode_text(tokens)
+            return clip.encode_text(tokens, lengths=lengths)
         with torch.no_grad():
-            return torch.cat([
-                clip.encode_text(chunk)
-                for chunk in tokens.split(self.text_batch_size)
-            ])
+            if tokens.size(0) <= self.text_batch_size:
+                return clip.encode_text(tokens, lengths=lengths)
+            if lengths is None:
+                lengths = clip.text_lengths(tokens)
+            order = torch.argsort(lengths, stable=True)
+            parts = [
+                clip.encode_text(tokens[rows.to(tokens.device)],
+                                 lengths=lengths[rows])
+                for rows in order.split(self.text_batch_size)
+            ]
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(order.numel())
+            return torch.cat(parts)[inverse.to(tokens.device)]
 
     def _encode_classes(self, name: str, grad: bool,
                         clip: Optional[OpenCLIP] = None) -> torch.Tensor:
         """Class prototypes of prompt set ``name`` ('df' / 'cd')."""
         clip = clip or self.clip
         tokens = self._device_tokens_of(name, clip.device)
-        feats = self._encode_tokens(clip, tokens, grad)
+        feats = self._encode_tokens(clip, tokens, grad, self._lengths[name])
         return class_prototypes(feats, self._counts[name])
 
     def invalidate_prototypes(self) -> None:
@@ -312,7 +351,8 @@ class DRMClassifier(BaseClassifier):
             if name == 'caption':
                 source = 'caption' if 'caption' in self._tokens else 'df'
                 tokens = self._device_tokens_of(source, device)
-                feats = self._encode_tokens(self.clip, tokens, grad=False)
+                feats = self._encode_tokens(self.clip, tokens, grad=False,
+                                            lengths=self._lengths[source])
                 value = feats.view(self.num_classes, -1, feats.size(-1))
             else:
                 value = self._encode_classes(name, grad=False)
@@ -399,20 +439,33 @@ class DRMClassifier(BaseClassifier):
         captions = df = cd = None
 
         if self.text_trainable and torch.is_grad_enabled():
-            # One text forward for everything text this step needs.
-            groups: List[Tuple[str, torch.Tensor]] = []
+            # One text forward call for everything text this step needs
+            # (run without padding, in a few length buckets); under DDP each
+            # rank encodes its share of the df / cd prompts.
+            groups: List[Tuple[str, torch.Tensor, torch.Tensor]] = []
             device = image_features.device
             if erm == 'contrastive':
-                groups.append(('caption', self._caption_tokens(labels)))
-            if need_df:
-                groups.append(('df', self._device_tokens_of('df', device)))
-            if need_cd:
-                groups.append(('cd', self._device_tokens_of('cd', device)))
+                groups.append(('caption', self._caption_tokens(labels),
+                               self._caption_lengths(labels.numel())))
+            shard = self._prompt_shard()
+            for name, needed in (('df', need_df), ('cd', need_cd)):
+                if needed:
+                    tokens = self._device_tokens_of(name, device)
+                    lengths = self._lengths[name]
+                    if shard is not None:
+                        lo, hi = _shard_bounds(tokens.size(0), *shard)
+                        tokens, lengths = tokens[lo:hi], lengths[lo:hi]
+                    groups.append((name, tokens, lengths))
             if groups:
-                feats = self.clip.encode_text(torch.cat([t for _, t in groups
-                                                         ]))
-                parts = dict(zip([n for n, _ in groups],
-                                 feats.split([len(t) for _, t in groups])))
+                feats = self.clip.encode_text(
+                    torch.cat([t for _, t, _ in groups]),
+                    lengths=torch.cat([n for _, _, n in groups]))
+                parts = dict(zip([n for n, _, _ in groups],
+                                 feats.split([len(t) for _, t, _ in groups])))
+                if shard is not None:
+                    for name in ('df', 'cd'):
+                        if name in parts:
+                            parts[name] = gather_with_grad(parts[name])
                 captions = parts.get('caption')
                 if 'df' in parts:
                     df = class_prototypes(parts['df'], self._counts['df'])
@@ -439,6 +492,20 @@ class DRMClassifier(BaseClassifier):
             labels=labels, z_df=z_df, z_cd=z_cd, soft_labels=soft,
             image_features=image_features, caption_features=captions,
             logit_scale=logit_scale)
+
+    def _prompt_shard(self) -> Optional[Tuple[int, int]]:
+        """``(rank, world)`` when df / cd prompts are split across ranks."""
+        if (self.shard_text_prompts and dist.is_available()
+                and dist.is_initialized() and dist.get_world_size() > 1):
+            return dist.get_rank(), dist.get_world_size()
+        return None
+
+    def _caption_lengths(self, count: int) -> torch.Tensor:
+        """Token-count bound of ``count`` drawn captions: the longest
+        caption prompt (known without looking at the draw on the device)."""
+        name = 'caption' if 'caption' in self._tokens else 'df'
+        longest = int(self._lengths[name].max())
+        return torch.full((count, ), longest, dtype=torch.long)
 
     def _caption_tokens(self, labels: torch.Tensor) -> torch.Tensor:
         """Token ids of one df caption per sample (random template)."""

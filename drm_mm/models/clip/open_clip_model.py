@@ -7,7 +7,9 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from drm_mm.registry import MODELS
-from .open_clip_adapter import build_open_clip, build_tokenizer, freeze_module
+from .open_clip_adapter import (TrimmedTextCLIP, build_open_clip,
+                                build_tokenizer, enable_text_trimming,
+                                freeze_module)
 
 TOWERS = ('image', 'text', 'logit_scale')
 
@@ -41,6 +43,12 @@ class OpenCLIP(BaseModule):
         grad_checkpointing: recompute activations in backward (saves memory).
         frozen: towers that never train: any of ``'image'``, ``'text'``,
             ``'logit_scale'``.
+        trim_text: run the text tower only up to each batch's longest prompt
+            instead of the full context length (exact for open_clip's causal
+            text tower with EOT pooling; ignored where it would not be).
+        text_length_buckets: with ``trim_text``, split a text batch into at
+            most this many batches of similar prompt length (1: one batch at
+            the longest length).
     """
 
     def __init__(self,
@@ -51,6 +59,8 @@ class OpenCLIP(BaseModule):
                  image_size: Optional[int] = None,
                  grad_checkpointing: bool = False,
                  frozen: Sequence[str] = (),
+                 trim_text: bool = True,
+                 text_length_buckets: int = 4,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         unknown = set(frozen) - set(TOWERS)
@@ -66,6 +76,11 @@ class OpenCLIP(BaseModule):
             force_quick_gelu=force_quick_gelu,
             force_image_size=image_size)
         self.tokenizer = build_tokenizer(model_name)
+        if int(text_length_buckets) < 1:
+            raise ValueError(f'OpenCLIP.text_length_buckets must be >= 1, '
+                             f'got {text_length_buckets}.')
+        self.trim_text = bool(trim_text) and enable_text_trimming(
+            self.model, int(text_length_buckets))
         self.frozen = tuple(frozen)
         if grad_checkpointing:
             self.model.set_grad_checkpointing(True)
@@ -113,11 +128,27 @@ class OpenCLIP(BaseModule):
             texts = [texts]
         return self.tokenizer(list(texts)).to(self.device)
 
+    def text_lengths(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Per prompt, the token positions the text tower has to run (CPU):
+        up to the pooled EOT token with ``trim_text``, else all."""
+        if isinstance(self.model, TrimmedTextCLIP):
+            return self.model.text_lengths(tokens)
+        return torch.full((tokens.size(0), ), tokens.size(1),
+                          dtype=torch.long)
+
     def encode_text(self, texts: Union[Sequence[str], torch.Tensor],
-                    normalize: bool = True) -> torch.Tensor:
-        """Text embeddings ``(N, D)`` of strings or token ids in one batch."""
+                    normalize: bool = True,
+                    lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Text embeddings ``(N, D)`` of strings or token ids in one call.
+
+        ``lengths``: known per-row upper bounds of :meth:`text_lengths` (CPU)
+        so that a trimmed forward needs no device sync; optional.
+        """
         tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(
             texts)
+        if isinstance(self.model, TrimmedTextCLIP):
+            return self.model.encode_text(tokens, normalize=normalize,
+                                          lengths=lengths)
         return self.model.encode_text(tokens, normalize=normalize)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

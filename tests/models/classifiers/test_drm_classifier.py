@@ -363,3 +363,138 @@ def test_duplicate_imagenet_names_get_wnid_keys():
         'imagenet'))
     assert len(set(keys)) == 1000
     assert 'missile [n03773504]' in keys and 'sunglasses [n04356056]' in keys
+
+
+# ---- fast paths: padding-free text forward, prompts sharded across ranks
+
+SHORT_DESCRIPTIONS = {
+    'cat': ['a small feline', 'a cat with long whiskers and striped fur '
+            'curled up asleep on a sunny windowsill'],
+    'dog': ['a canine with floppy ears', 'a dog'],
+    'bird': ['a feathered animal with a beak and two thin legs', 'a bird']}
+
+
+def _step_grads(trim):
+    torch.manual_seed(0)
+    model = DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit',
+                  trim_text=trim, text_length_buckets=3),
+        classnames=CLASSES, templates=TEMPLATES,
+        descriptions=SHORT_DESCRIPTIONS,
+        loss=dict(erm='ce', wrm_weight=1.0),
+        soft_labels=dict(source='online')).train()
+    if trim:
+        model.clip.model.text_bucket_overhead = 0
+    losses = model(*batch(), mode='loss')
+    total(losses).backward()
+    return losses, {n: p.grad for n, p in model.named_parameters()
+                    if p.grad is not None}
+
+
+def test_trimmed_text_forward_gives_the_same_step():
+    (loss_full, grads_full), (loss_trim, grads_trim) = (_step_grads(False),
+                                                        _step_grads(True))
+    for key in ('loss_erm', 'loss_wrm'):
+        assert torch.allclose(loss_full[key], loss_trim[key], atol=1e-5)
+    assert grads_full.keys() == grads_trim.keys()
+    for name, grad in grads_full.items():
+        assert torch.allclose(grad, grads_trim[name], atol=1e-5,
+                              rtol=1e-4), name
+
+
+_SHARD_WORKER = '''
+import sys
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+from mmpretrain.structures import DataSample
+
+from drm_mm.models.classifiers.drm_classifier import DRMClassifier
+
+CLASSES = ['cat', 'dog', 'bird']
+DESCRIPTIONS = {'cat': ['a small feline', 'a striped cat'],
+                'dog': ['a canine with floppy ears', 'a dog'],
+                'bird': ['a feathered animal', 'a bird', 'a beak']}
+N = 6
+
+
+def build():
+    torch.manual_seed(0)
+    return DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+        classnames=CLASSES, templates=['a photo of {c}.'],
+        descriptions=DESCRIPTIONS,
+        loss=dict(erm='contrastive', wrm_weight=1.0),
+        soft_labels=dict(source='online')).train()
+
+
+def batch(lo, hi):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(N, 3, 32, 32, generator=g)
+    samples = [DataSample().set_gt_label(i % 3) for i in range(N)]
+    return x[lo:hi], samples[lo:hi]
+
+
+def step(model, lo, hi):
+    losses = model(*batch(lo, hi), mode='loss')
+    loss = losses['loss_erm'] + losses['loss_wrm']
+    loss.backward()
+    module = getattr(model, 'module', model)
+    return dict(loss=loss.detach(), grads={
+        n: p.grad.clone() for n, p in module.named_parameters()
+        if p.grad is not None})
+
+
+def worker(rank, port, out):
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=2)
+    model = build()
+    assert model._prompt_shard() == (rank, 2)
+    seen = []
+    model.clip.model.transformer.register_forward_pre_hook(
+        lambda mod, args: seen.append(args[0].shape[0]))
+    result = step(DistributedDataParallel(model), 3 * rank, 3 * rank + 3)
+    result['text_rows'] = sum(seen)
+    torch.save(result, f'{out}/rank{rank}.pt')
+    dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    port, out = int(sys.argv[1]), sys.argv[2]
+    torch.set_num_threads(1)
+    torch.save(step(build(), 0, N), f'{out}/single.pt')
+    mp.start_processes(worker, args=(port, out), nprocs=2, join=True,
+                       start_method='fork')
+'''
+
+
+@pytest.mark.slow  # two gloo processes: seconds of imports
+def test_sharded_cd_prompts_match_one_process(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    script = tmp_path / 'worker.py'
+    script.write_text(_SHARD_WORKER)
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=f'{REPO}{os.pathsep}'
+               f'{os.environ.get("PYTHONPATH", "")}', OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, str(script), str(port),
+                           str(tmp_path)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = torch.load(tmp_path / 'single.pt', weights_only=True)
+    ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True)
+             for r in range(2)]
+    # each rank: 3 captions + its 4 of the 7 cd prompts (3 for the last)
+    assert [r['text_rows'] for r in ranks] == [3 + 4, 3 + 3]
+    mean_loss = (ranks[0]['loss'] + ranks[1]['loss']) / 2
+    assert torch.allclose(mean_loss, single['loss'], atol=1e-5)
+    for rank in ranks:
+        assert rank['grads'].keys() == single['grads'].keys()
+        for name, grad in single['grads'].items():
+            assert torch.allclose(rank['grads'][name], grad, atol=1e-5,
+                                  rtol=1e-4), name

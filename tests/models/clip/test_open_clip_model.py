@@ -51,3 +51,82 @@ def test_frozen_copy_is_independent():
         clip.model.logit_scale.add_(1.0)
     assert not torch.equal(clip.model.logit_scale,
                            teacher.model.logit_scale)
+
+
+# ---- padding-free text forward (fast path; must equal the padded one)
+
+PROMPTS = ['x', 'a cat', 'a photo of a small dog.',
+           'a long description of a large striped cat with a ringed tail '
+           'and pale whiskers sitting in tall grass', 'a bird',
+           'a camera trap frame at night with a deer walking past']
+
+
+def _trim_pair(buckets):
+    torch.manual_seed(0)
+    full = OpenCLIP('drm-tiny-vit', trim_text=False)
+    trimmed = OpenCLIP('drm-tiny-vit', text_length_buckets=buckets)
+    trimmed.load_state_dict(full.state_dict())
+    trimmed.model.text_bucket_overhead = 0  # bucket even tiny batches
+    return full, trimmed
+
+
+@pytest.mark.parametrize('buckets', [1, 3])
+def test_trimmed_text_forward_equals_the_padded_one(buckets):
+    full, trimmed = _trim_pair(buckets)
+    assert trimmed.trim_text and not full.trim_text
+    seen = []
+    trimmed.model.transformer.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(args[0].shape[1]),
+        with_kwargs=True)
+    tokens = full.tokenize(PROMPTS)
+    a, b = full.encode_text(tokens), trimmed.encode_text(tokens)
+    assert torch.allclose(a, b, atol=1e-5)
+    context = tokens.size(1)
+    assert max(seen) < context and len(seen) <= buckets
+    a.pow(2).sum().backward()
+    b.pow(2).sum().backward()
+    grads = dict(trimmed.model.named_parameters())
+    for name, param in full.model.named_parameters():
+        if param.grad is None:
+            assert grads[name].grad is None, name
+            continue
+        assert torch.allclose(param.grad, grads[name].grad, atol=1e-5,
+                              rtol=1e-4), name
+
+
+def test_text_lengths_and_bound_hints():
+    full, trimmed = _trim_pair(2)
+    tokens = full.tokenize(PROMPTS)
+    lengths = trimmed.text_lengths(tokens)
+    assert lengths.device.type == 'cpu'
+    assert lengths.tolist() == (tokens.argmax(-1) + 1).tolist()
+    assert full.text_lengths(tokens).tolist() == [tokens.size(1)] * len(
+        PROMPTS)
+    # upper bounds (e.g. the longest caption) give the same embeddings
+    bound = torch.full_like(lengths, int(lengths.max()))
+    assert torch.allclose(trimmed.encode_text(tokens, lengths=bound),
+                          full.encode_text(tokens), atol=1e-5)
+
+
+def test_length_buckets_cover_every_row_once():
+    from drm_mm.models.clip.open_clip_adapter import plan_length_buckets
+    lengths = torch.tensor([5, 30, 7, 30, 12, 5, 77, 9])
+    plan = plan_length_buckets(lengths, 3, overhead=0)
+    rows = torch.cat([r for r, _ in plan])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    assert len(plan) <= 3
+    for r, limit in plan:
+        assert int(lengths[r].max()) == limit
+    assert len(plan_length_buckets(lengths, 3, overhead=10**6)) == 1
+
+
+def test_no_trimming_where_it_would_not_be_exact():
+    from drm_mm.models.clip.open_clip_adapter import enable_text_trimming
+    clip = OpenCLIP('drm-tiny-vit', trim_text=False)
+    clip.model.text_pool_type = 'last'  # pools the padded last position
+    assert not enable_text_trimming(clip.model)
+    clip.model.text_pool_type = 'argmax'
+    clip.model.attn_mask = None  # bidirectional text tower
+    assert not enable_text_trimming(clip.model)
+    with pytest.raises(ValueError, match='text_length_buckets'):
+        OpenCLIP('drm-tiny-vit', text_length_buckets=0)

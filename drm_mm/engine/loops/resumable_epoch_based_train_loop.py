@@ -1,0 +1,145 @@
+"""``ResumableEpochBasedTrainLoop``: MMEngine's epoch loop, made exact on
+resume from a checkpoint written in the middle of an epoch.
+
+MMEngine 0.10's :class:`~mmengine.runner.EpochBasedTrainLoop` restarts the
+interrupted epoch from its first batch after a mid-epoch resume (it trains
+the already-seen batches again and runs more iterations than planned), and
+its random streams after a resume depend on what the process did before
+(model building, soft-label pass, validation). This loop
+
+* skips the batches of the current epoch that the checkpoint has already
+  trained on, by sampler indices only (no image is decoded for them), so
+  the rest of the epoch sees exactly the batches of an uninterrupted run;
+* reseeds ``random``, ``numpy`` and ``torch`` (CPU and CUDA) before each
+  batch from ``(seed, iteration)``, so every iteration draws the same random
+  numbers (augmentations in the main process, caption templates, dropout)
+  whether or not the run was interrupted.
+
+With ``num_workers > 0`` the augmentations run in worker processes whose
+random state depends on the batches they served before; after a mid-epoch
+resume those draws differ from an uninterrupted run (the data order does
+not). Bitwise-identical resume therefore needs ``num_workers=0``.
+"""
+import logging
+import random
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
+from torch.utils.data import DataLoader
+
+from drm_mm.registry import LOOPS
+
+# DataLoader settings carried over to the loader of a resumed epoch.
+_LOADER_ATTRS = ('num_workers', 'collate_fn', 'pin_memory', 'timeout',
+                 'worker_init_fn', 'multiprocessing_context', 'generator',
+                 'pin_memory_device', 'in_order')
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """A 32-bit seed for ``iteration`` of a run seeded with ``seed``."""
+    sequence = np.random.SeedSequence([int(seed) % 2**32, int(iteration)])
+    return int(sequence.generate_state(1)[0])
+
+
+def reseed_all(seed: int) -> None:
+    """Seed ``random``, ``numpy`` and ``torch`` (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@LOOPS.register_module()
+class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
+    """Epoch-based training that resumes mid-epoch exactly (see module doc).
+
+    ``DRMRunner`` uses it for every ``train_cfg = dict(by_epoch=True, ...)``;
+    it can also be named explicitly:
+    ``train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=20)``.
+
+    Args:
+        runner, dataloader, max_epochs, val_begin, val_interval,
+            dynamic_intervals: as :class:`EpochBasedTrainLoop`.
+        reseed_every_iter: reseed the global random generators before each
+            batch from ``(runner.seed, iteration)``; False keeps MMEngine's
+            single seeding at start-up (resume is then exact in data order
+            but not in random draws).
+    """
+
+    def __init__(self,
+                 runner: Any,
+                 dataloader: Union[DataLoader, Dict],
+                 max_epochs: int,
+                 val_begin: int = 1,
+                 val_interval: int = 1,
+                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None,
+                 reseed_every_iter: bool = True) -> None:
+        super().__init__(runner, dataloader, max_epochs, val_begin,
+                         val_interval, dynamic_intervals)
+        self.reseed_every_iter = bool(reseed_every_iter)
+
+    def batches_done_in_epoch(self) -> int:
+        """Batches of the current epoch already trained (0 unless resumed
+        from a checkpoint written in the middle of the epoch)."""
+        per_epoch = len(self.dataloader)
+        done = self._iter - self._epoch * per_epoch
+        if 0 <= done <= per_epoch:
+            return done
+        print_log(
+            f'Resumed at iteration {self._iter} of epoch {self._epoch + 1}, '
+            f'which does not fit {per_epoch} batches per epoch (did the '
+            'dataset or batch size change since the checkpoint?); the epoch '
+            'restarts from its first batch.',
+            logger='current', level=logging.WARNING)
+        return 0
+
+    def _remaining_loader(self, skip: int) -> Optional[DataLoader]:
+        """A loader over the batches of this epoch after the first ``skip``,
+        built from the sampler's indices; None when the loader has no
+        batch sampler to slice."""
+        loader = self.dataloader
+        if getattr(loader, 'batch_sampler', None) is None:
+            return None
+        batches: Sequence[List[int]] = list(loader.batch_sampler)[skip:]
+        kwargs = {a: getattr(loader, a) for a in _LOADER_ATTRS
+                  if hasattr(loader, a)}
+        if kwargs.get('num_workers', 0) > 0:
+            kwargs['prefetch_factor'] = loader.prefetch_factor
+        return DataLoader(loader.dataset, batch_sampler=batches,
+                          persistent_workers=False, **kwargs)
+
+    def _reseed(self) -> None:
+        if self.reseed_every_iter:
+            reseed_all(iteration_seed(self.runner.seed, self._iter))
+
+    def run_epoch(self) -> None:
+        """Iterate over the (rest of the) epoch."""
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        done = self.batches_done_in_epoch()
+        loader = self.dataloader
+        if done:
+            remaining = self._remaining_loader(done)
+            print_log(
+                f'Resuming epoch {self._epoch + 1} after its first {done} '
+                f'batches (iteration {self._iter}); they are skipped.',
+                logger='current')
+            if remaining is not None:
+                loader = remaining
+        batches = iter(loader)
+        if done and loader is self.dataloader:
+            for _ in range(done):  # no batch sampler: load and discard
+                next(batches)
+        idx = done
+        while True:
+            self._reseed()
+            try:
+                data_batch = next(batches)
+            except StopIteration:
+                break
+            self.run_iter(idx, data_batch)
+            idx += 1
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1

@@ -1,0 +1,276 @@
+"""The image-caption corpus on which the toy CLIP is pretrained.
+
+Images come from the same world as the dataset (same shapes, same kinds of
+background scenes), but every scene shows every shape alike: the background
+carries no information about the shape. Captions name the shape, describe
+its core geometry, or both, and usually say what the background looks like,
+so that zero-shot prompts by class name and by concept description both
+work, as they do for a web-trained CLIP.
+
+Images are grouped by scene (``images_per_scene`` frames of one scene), so
+that a trainer can fill some batches from a few scenes only: within such a
+batch the background cannot tell captions apart, only the shape can.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .shapes import (SHAPE_NAMES, BackgroundStyle, ForegroundSettings,
+                     check_shape_names, compose, jitter_backgrounds,
+                     render_background, sample_background_style,
+                     sample_foregrounds, shape_coverage)
+
+CORPUS_VERSION = 1
+
+# Core (geometric) phrases a caption may use for each shape. Each phrase
+# carries words of its own shape; no phrase uses another class's name.
+CORE_PHRASES: Dict[str, Tuple[str, ...]] = {
+    'circle': ('a round outline', 'a smooth curved edge and no corners',
+               'no corners at all', 'a solid round disc'),
+    'square': ('four equal straight sides', 'four right angle corners',
+               'a solid box outline', 'four equal sides and four corners'),
+    'triangle': ('three straight sides', 'three pointed corners',
+                 'three sides and three corners', 'a flat base and one apex'),
+    'star': ('five sharp points', 'five spikes around a centre',
+             'five pointed rays', 'sharp spikes radiating outwards'),
+    'cross': ('two crossing bars', 'the outline of a plus sign',
+              'two bars crossing at the middle', 'a plus sign with equal arms'),
+    'ring': ('a hole in the middle', 'a hollow centre',
+             'a thin band around an empty hole', 'a hollow loop'),
+    'crescent': ('a thin curved sliver', 'two pointed horns',
+                 'the outline of a moon sliver', 'a curved sliver like the moon'),
+    'heart': ('two rounded lobes and a pointed tip', 'two lobes meeting in a tip',
+              'a valentine outline', 'two bumps and a pointed tip'),
+}
+
+# Caption templates: {n} shape name, {d} core phrase, {b} background words,
+# {s} optional size word ('small ' / 'faint ' / '').
+_NAME_TEMPLATES = ('a photo of a {s}{n} on a {b}.', 'a {s}{n} in front of a {b}.',
+                   'a {b} with a {s}{n}.', 'a picture of a {s}{n} on a {b}.')
+_DESC_TEMPLATES = ('a photo of a {s}shape with {d} on a {b}.',
+                   'a {s}shape with {d} on a {b}.',
+                   'a {b} behind a {s}figure with {d}.')
+_BOTH_TEMPLATES = ('a photo of a {s}{n}, a shape with {d}, on a {b}.',
+                   'a {s}{n} with {d} on a {b}.',
+                   'a {b} behind a {s}{n} with {d}.')
+_NO_BG_TEMPLATES = {'name': ('a photo of a {s}{n}.', 'a {s}{n}.'),
+                    'desc': ('a photo of a {s}shape with {d}.',
+                             'a {s}figure with {d}.'),
+                    'both': ('a photo of a {s}{n} with {d}.',
+                             'a {s}{n}, a shape with {d}.')}
+_HARD_WORDS = ('', 'small ', 'faint ')
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    """Size and content of the caption corpus.
+
+    Attributes:
+        shapes: shapes shown (the toy CLIP knows these names).
+        n_scenes: distinct background scenes, each of a random type
+            (texture kind x colour) independent of the shapes.
+        images_per_scene: frames drawn of each scene.
+        image_size: image side in pixels (as the world's).
+        seed: fixes the corpus.
+        foreground: shape drawing settings (as the world's).
+        supersample: anti-aliasing samples per pixel side.
+        jpeg_quality: JPEG round trip of the images (as the dataset's files
+            get), None to skip.
+        name_frac, desc_frac: fraction of captions naming the shape only /
+            describing it only; the rest do both.
+        no_background_frac: fraction of captions that leave the background
+            out.
+    """
+    shapes: Tuple[str, ...] = SHAPE_NAMES
+    n_scenes: int = 1000
+    images_per_scene: int = 32
+    image_size: int = 32
+    seed: int = 1
+    foreground: ForegroundSettings = field(default_factory=ForegroundSettings)
+    supersample: int = 3
+    jpeg_quality: Optional[int] = 90
+    name_frac: float = 0.35
+    desc_frac: float = 0.3
+    no_background_frac: float = 0.4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'shapes',
+                           check_shape_names(self.shapes, 'CorpusSettings'))
+        if isinstance(self.foreground, dict):
+            object.__setattr__(self, 'foreground',
+                               ForegroundSettings(**self.foreground))
+        if self.n_scenes < 1 or self.images_per_scene < 1:
+            raise ValueError('CorpusSettings.n_scenes and images_per_scene '
+                             'must be >= 1.')
+        fracs = (self.name_frac, self.desc_frac, self.no_background_frac)
+        if min(fracs) < 0 or self.name_frac + self.desc_frac > 1 or \
+                self.no_background_frac > 1:
+            raise ValueError(
+                f'CorpusSettings: name_frac + desc_frac must be <= 1 and '
+                f'no_background_frac in [0, 1], got {fracs}.')
+        missing = [s for s in self.shapes if s not in CORE_PHRASES]
+        if missing:
+            raise ValueError(f'CorpusSettings: no core phrases for {missing}; '
+                             f'add them to CORE_PHRASES.')
+
+    @property
+    def n_images(self) -> int:
+        """Images in the corpus."""
+        return self.n_scenes * self.images_per_scene
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        d = dataclasses.asdict(self)
+        d['shapes'] = list(self.shapes)
+        return d
+
+    def hash(self) -> str:
+        """Short hash of the settings, :data:`CORPUS_VERSION` and phrases."""
+        blob = json.dumps(dict(version=CORPUS_VERSION, phrases=CORE_PHRASES,
+                               **self.to_dict()), sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+class CaptionCorpus:
+    """Rendered corpus: images, their shape and scene, and a caption sampler.
+
+    Attributes:
+        images: uint8 (N, H, W, 3).
+        shape_ids: (N,) index into ``settings.shapes``.
+        scene_ids: (N,) index into ``scenes``; frame ``i`` shows scene
+            ``i // images_per_scene``.
+        hard: (N,) 0 normal, 1 small, 2 faint foreground.
+        scenes: the background style of each scene.
+    """
+
+    def __init__(self, settings: CorpusSettings, images: np.ndarray,
+                 shape_ids: np.ndarray, scene_ids: np.ndarray,
+                 hard: np.ndarray, scenes: Sequence[BackgroundStyle]) -> None:
+        self.settings = settings
+        self.images = images
+        self.shape_ids = shape_ids
+        self.scene_ids = scene_ids
+        self.hard = hard
+        self.scenes = list(scenes)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def caption(self, index: int, rng: np.random.Generator) -> str:
+        """A fresh random caption of image ``index``."""
+        st = self.settings
+        name = st.shapes[int(self.shape_ids[index])]
+        phrase = CORE_PHRASES[name][int(rng.integers(len(CORE_PHRASES[name])))]
+        u = rng.uniform()
+        mode = ('name' if u < st.name_frac else
+                'desc' if u < st.name_frac + st.desc_frac else 'both')
+        if rng.uniform() < st.no_background_frac:
+            templates = _NO_BG_TEMPLATES[mode]
+        else:
+            templates = {'name': _NAME_TEMPLATES, 'desc': _DESC_TEMPLATES,
+                         'both': _BOTH_TEMPLATES}[mode]
+        template = templates[int(rng.integers(len(templates)))]
+        size_word = _HARD_WORDS[int(self.hard[index])]
+        if size_word and rng.uniform() < 0.5:
+            size_word = ''
+        return template.format(n=name, d=phrase, s=size_word,
+                               b=self.scenes[int(self.scene_ids[index])].words)
+
+    def captions(self, indices: Sequence[int],
+                 rng: np.random.Generator) -> List[str]:
+        """Fresh random captions of several images."""
+        return [self.caption(int(i), rng) for i in indices]
+
+
+def _mosaic_jpeg(images: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip of many small images at once, tiled in one mosaic.
+
+    JPEG works on 8x8 / 16x16 blocks, so tiles of a multiple of 16 pixels
+    come back almost as if encoded one by one, at a fraction of the cost.
+    """
+    from .shapes import jpeg_roundtrip
+    n, h, w, _ = images.shape
+    if h % 16 or w % 16:
+        return jpeg_roundtrip(images, quality)
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    canvas = np.zeros((rows * cols, h, w, 3), dtype=np.uint8)
+    canvas[:n] = images
+    mosaic = canvas.reshape(rows, cols, h, w, 3).transpose(0, 2, 1, 3, 4)
+    mosaic = mosaic.reshape(1, rows * h, cols * w, 3)
+    out = jpeg_roundtrip(np.ascontiguousarray(mosaic), quality)[0]
+    out = out.reshape(rows, h, cols, w, 3).transpose(0, 2, 1, 3, 4)
+    return out.reshape(rows * cols, h, w, 3)[:n]
+
+
+def build_corpus(settings: CorpusSettings = CorpusSettings(),
+                 chunk: int = 512, progress: bool = False) -> CaptionCorpus:
+    """Render the corpus (deterministic for ``settings.seed``)."""
+    rng = np.random.default_rng([settings.seed, 202])
+    size, margin = settings.image_size, 3
+    scenes = [sample_background_style(rng) for _ in range(settings.n_scenes)]
+    n = settings.n_images
+    scene_ids = np.repeat(np.arange(settings.n_scenes),
+                          settings.images_per_scene)
+    # Balanced shapes, independent of the scene.
+    shape_ids = (np.arange(n) % len(settings.shapes))[rng.permutation(n)]
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    hard = np.empty(n, dtype=np.int64)
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(n)
+    canvases: Dict[int, np.ndarray] = {}
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        ids = scene_ids[sl]
+        for s in np.unique(ids):
+            if int(s) not in canvases:
+                canvases[int(s)] = render_background(scenes[s], size, margin)
+        bg = jitter_backgrounds(rng, [canvases[int(s)] for s in ids], size)
+        bg_rgb = np.array([scenes[s].rgb for s in ids])
+        fg = sample_foregrounds(rng, len(ids), size, bg_rgb,
+                                settings.foreground)
+        names = [settings.shapes[k] for k in shape_ids[sl]]
+        cover = shape_coverage(names, fg['cx'], fg['cy'], fg['radius'],
+                               fg['angle'], size, settings.supersample)
+        batch = compose(bg, cover, fg['rgb'], fg['alpha'])
+        if settings.jpeg_quality is not None:
+            batch = _mosaic_jpeg(batch, settings.jpeg_quality)
+        images[sl] = batch
+        hard[sl] = fg['hard']
+        # Scene canvases are only needed while their frames are drawn.
+        for s in list(canvases):
+            if s < int(ids[-1]):
+                del canvases[s]
+        if bar is not None:
+            bar.update(len(ids))
+    if bar is not None:
+        print()
+    return CaptionCorpus(settings, images, shape_ids, scene_ids, hard, scenes)
+
+
+def batch_indices(corpus: CaptionCorpus, batch_size: int,
+                  rng: np.random.Generator,
+                  few_scenes: bool) -> np.ndarray:
+    """Indices of one training batch.
+
+    ``few_scenes=False``: uniform over the corpus. ``few_scenes=True``: all
+    frames of just enough random scenes to fill the batch, so that the
+    background cannot tell the batch's captions apart.
+    """
+    n = len(corpus)
+    if not few_scenes:
+        return rng.choice(n, size=min(batch_size, n), replace=False)
+    per = corpus.settings.images_per_scene
+    k = max(1, int(np.ceil(batch_size / per)))
+    scenes = rng.choice(corpus.settings.n_scenes,
+                        size=min(k, corpus.settings.n_scenes), replace=False)
+    idx = (scenes[:, None] * per + np.arange(per)[None]).reshape(-1)
+    return rng.permutation(idx)[:batch_size]

@@ -1,0 +1,53 @@
+"""tools/analysis/benchmark.py --quick runs on the tiny CLIP and reports
+every figure (no timing assertions: benchmarks are not unit tests)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).parents[2]
+TOOL = REPO / 'tools' / 'analysis' / 'benchmark.py'
+
+FIGURES = [
+    'train step DRM / FLYP (text tower trains)',
+    'train step DRM / CE (text tower trains)',
+    'train step DRM / FLYP (frozen text tower)',
+    'MMEngine step / plain PyTorch loop (DRM)',
+    'eval images/s: prototypes once / per batch',
+    'cd text fwd+bwd: padded / trimmed',
+    'pipeline images/s, 1 worker(s): reduced-scale / full decode (PIL)',
+    'pipeline images/s, 1 worker(s): reduced-scale / mmcv LoadImageFromFile',
+    'pipeline images/s, 2 worker(s): reduced-scale / full decode (PIL)',
+    'pipeline images/s, 2 worker(s): reduced-scale / mmcv LoadImageFromFile',
+    'soft-label pass: second run / first run time',
+    'peak memory: grad checkpointing on / off',
+    'peak memory: AMP bfloat16 / fp32',
+]
+
+
+def test_quick_benchmark_writes_every_figure(tmp_path):
+    out = tmp_path / 'bench.json'
+    # A subprocess: the memory section changes the allocator (mallopt).
+    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONPATH=f'{REPO}'
+               f'{os.pathsep}{os.environ.get("PYTHONPATH", "")}')
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), '--quick', '--repeats', '1', '--warmup',
+         '0', '--batch-size', '4', '--classes', '4', '--eval-batch', '4',
+         '--jpegs', '2', '--soft-label-images', '2', '--threads', '1',
+         '--out', str(out)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    names = [fig['name'] for fig in report['figures']]
+    assert names == FIGURES
+    for fig in report['figures']:
+        if fig['ratio'] is not None:  # None: memory not measurable here
+            assert math.isfinite(fig['ratio']) and fig['ratio'] > 0, fig
+    assert report['details']['soft_labels']['cache_hit'] is True
+    assert report['projection']['rows']
+    assert 'memory' in report['details'] and report['machine']['torch']
+    assert 'MMEngine step / plain PyTorch loop' in proc.stdout

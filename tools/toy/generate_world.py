@@ -1,0 +1,75 @@
+"""Generate the toy world (a synthetic WILDS iWildCam-layout dataset).
+
+Example::
+
+    python tools/toy/generate_world.py            # -> data/toy/world
+    python tools/toy/generate_world.py --root /tmp/w --n-train 8000 \
+        --own-location-frac 0.95 --seed 1
+
+Every option defaults to the documented world
+(``drm_mm.toy.toy_world.WorldSettings``). The result opens with
+``wilds.get_dataset('iwildcam', root_dir=ROOT, download=False)``. An existing
+world with the same settings is reused unless ``--overwrite``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+
+from drm_mm.toy.toy_world import (DEFAULT_WORLD_ROOT, SPLITS, WorldSettings,
+                                  ensure_world, generate_world)
+
+
+def parse_args() -> argparse.Namespace:
+    defaults = WorldSettings()
+    parser = argparse.ArgumentParser(
+        description='Write the toy world in the WILDS iWildCam v2.0 layout. '
+        'The options are the fields of drm_mm.toy.toy_world.WorldSettings, '
+        'whose docstring explains each.')
+    parser.add_argument('--root', default=str(DEFAULT_WORLD_ROOT),
+                        help='folder that gets iwildcam_v2.0/ '
+                        '(default: %(default)s)')
+    parser.add_argument('--classes', nargs='+', default=list(defaults.classes),
+                        help='shape classes (default: %(default)s)')
+    for field in dataclasses.fields(WorldSettings):
+        if field.name in ('classes', 'foreground'):
+            continue
+        value = getattr(defaults, field.name)
+        parser.add_argument(f'--{field.name.replace("_", "-")}',
+                            type=type(value), default=value,
+                            help=f'(default: {value})')
+    parser.add_argument('--hard-frac', type=float,
+                        default=defaults.foreground.hard_frac,
+                        help='fraction of images with a small or faint '
+                        'shape (default: %(default)s)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='regenerate even if the same world is there')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    kwargs = {f.name: getattr(args, f.name)
+              for f in dataclasses.fields(WorldSettings)
+              if f.name not in ('classes', 'foreground')}
+    settings = WorldSettings(
+        classes=tuple(args.classes),
+        foreground=dataclasses.replace(WorldSettings().foreground,
+                                       hard_frac=args.hard_frac),
+        **kwargs)
+    start = time.time()
+    if args.overwrite:
+        folder, made = generate_world(args.root, settings,
+                                      overwrite=True), True
+    else:
+        folder, made = ensure_world(args.root, settings)
+    sizes = ', '.join(f'{s} {settings.split_sizes()[s]}' for s in SPLITS)
+    print(f'toy world {settings.hash()} {"written" if made else "reused"} '
+          f'at {folder} ({sizes}) in {time.time() - start:.1f}s')
+
+
+if __name__ == '__main__':
+    main()
