@@ -8,6 +8,7 @@ bash tools/setup_env.sh
 export HF_HUB_OFFLINE=1
 PY="$ROOT/.venv/bin/python"
 start=$(date +%s)
-"$PY" tools/dataset_tools/make_fake_wilds.py --root data/fake_wilds --iwildcam
+[ -d data/fake_wilds/iwildcam_v2.0 ] || \
+    "$PY" tools/dataset_tools/make_fake_wilds.py data/fake_wilds --datasets iwildcam
 "$PY" tools/train.py configs/smoke/tiny_clip_linear_fake_iwildcam.py "$@"
 echo "[run_demo] wall time: $(( $(date +%s) - start )) s"

@@ -2,7 +2,7 @@
 # (registered by drm_mm, 32 px, random weights) + MMPretrain's linear head,
 # trained for 2 epochs on a small fake iWildCam in the real WILDS layout.
 # Make the data first:
-#   python tools/dataset_tools/make_fake_wilds.py --root data/fake_wilds
+#   python tools/dataset_tools/make_fake_wilds.py data/fake_wilds --datasets iwildcam
 _base_ = ['../_base_/default_runtime.py']
 
 data_root = 'data/fake_wilds'
