@@ -26,6 +26,8 @@ from .shapes import (SHAPE_NAMES, BackgroundStyle, ForegroundSettings,
                      render_background, sample_background_style,
                      sample_foregrounds, shape_coverage)
 
+# Bump when the drawing (shapes.py) or caption code changes what a setting
+# produces: the version is part of the pretrained weights' cache key.
 CORPUS_VERSION = 1
 
 # Core (geometric) phrases a caption may use for each shape. Each phrase

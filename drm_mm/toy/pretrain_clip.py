@@ -35,6 +35,7 @@ from .toy_world import WorldSettings, iter_samples
 
 PathLike = Union[str, os.PathLike]
 
+# Bump when the training code changes what a setting produces (cache key).
 PRETRAIN_VERSION = 1
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO_ROOT / 'data' / 'toy'
@@ -89,11 +90,13 @@ class PretrainSettings:
     (``CorpusSettings.no_background_frac``), zero-shot accuracy after 1600
     steps rose from about 40 % to 58 % (vs. half the batches from few
     scenes and 15 % of captions without background); a learning rate of
-    3e-3 or more did not learn shapes at all.
+    3e-3 or more did not learn shapes at all. 2100 steps take about 7 min
+    on 2 idle CPU cores (~0.2 s a step) and reach about 77 % (df) / 76 %
+    (cd) zero-shot accuracy in and out of distribution (chance: 12.5 %).
     """
     model_name: str = 'drm-toy-rn'
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
-    steps: int = 2400
+    steps: int = 2100
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.1

@@ -3,7 +3,7 @@ the cache, and print its zero-shot accuracy on the toy world.
 
 Example::
 
-    python tools/toy/pretrain_clip.py                  # defaults, ~6-9 min
+    python tools/toy/pretrain_clip.py         # defaults: ~7.5 min, 2 cores
     python tools/toy/pretrain_clip.py --steps 100 --cache-dir /tmp/toy
 
 Weights go to ``<cache-dir>/drm-toy-rn_<hash>.pth`` (a plain state_dict),
