@@ -13,9 +13,10 @@ import ctypes
 import gc
 import re
 import statistics
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
@@ -23,10 +24,10 @@ import torch
 MEMORY_METHODS = {
     'cuda': 'torch.cuda.max_memory_allocated() during the call minus '
             'torch.cuda.memory_allocated() before it',
-    'cpu': 'peak resident set size during the call minus the RSS before it '
-           '(Linux: VmHWM reset through /proc/self/clear_refs; glibc '
-           'mmap threshold pinned to 64 KiB with mallopt so that freed '
-           'tensors leave the RSS at once)',
+    'cpu': 'peak anonymous resident memory (RssAnon, sampled every ms by '
+           'a monitor thread) during the call minus RssAnon before it; '
+           'glibc mmap threshold pinned to 64 KiB with mallopt so that '
+           'freed tensors leave the RSS at once (Linux)',
 }
 
 
@@ -40,13 +41,16 @@ CLOCKS = ('wall', 'cpu')
 
 
 class Stopwatch:
-    """Wall-clock and process CPU seconds of one timed region."""
+    """Wall-clock and process CPU seconds of one timed region. A garbage
+    collection first puts every region at the same start (no collection
+    owed by earlier code lands in it)."""
 
     def __init__(self, device: str = 'cpu') -> None:
         self.device = device
         self.wall = self.cpu = 0.0
 
     def __enter__(self) -> 'Stopwatch':
+        gc.collect()
         synchronize(self.device)
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
@@ -115,22 +119,40 @@ def _proc_status_kib(key: str) -> int:
 
 
 def prepare_rss_measurement() -> bool:
-    """Make peak RSS track live tensors (Linux + glibc); False where the
-    peak cannot be reset. Call it before building what is measured (memory
-    malloc'ed earlier may stay resident), and after any timing (it makes
-    large allocations slower)."""
+    """Make the RSS track live tensors (Linux + glibc); False where it
+    cannot. Call it before building what is measured (memory malloc'ed
+    earlier may stay resident) and after any timing (it makes large
+    allocations slower)."""
     global _rss_ready, _libc
     if _rss_ready is None:
         try:
             _libc = ctypes.CDLL('libc.so.6')
             pinned = _libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024) == 1
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-            _proc_status_kib('VmHWM')
+            _proc_status_kib('RssAnon')
             _rss_ready = pinned
         except (OSError, RuntimeError, AttributeError):
             _rss_ready = False
     return _rss_ready
+
+
+class _AnonPeak(threading.Thread):
+    """Samples RssAnon until stopped (anonymous memory only: library pages
+    that the kernel evicts and faults back in do not count)."""
+
+    def __init__(self, period_s: float = 1e-3) -> None:
+        super().__init__(daemon=True)
+        self.period_s = period_s
+        self.peak_kib = _proc_status_kib('RssAnon')
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.period_s):
+            self.peak_kib = max(self.peak_kib, _proc_status_kib('RssAnon'))
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return max(self.peak_kib, _proc_status_kib('RssAnon'))
 
 
 def peak_memory(fn: Callable[[], object], device: str) -> Optional[int]:
@@ -147,11 +169,14 @@ def peak_memory(fn: Callable[[], object], device: str) -> Optional[int]:
     if not prepare_rss_measurement():
         return None
     _libc.malloc_trim(0)  # hand freed heap pages back before the baseline
-    before = _proc_status_kib('VmRSS')
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
-    fn()
-    return int((_proc_status_kib('VmHWM') - before) * 1024)
+    before = _proc_status_kib('RssAnon')
+    monitor = _AnonPeak()
+    monitor.start()
+    try:
+        fn()
+    finally:
+        peak = monitor.stop()
+    return int((peak - before) * 1024)
 
 
 # --------------------------------------------------------------- FLOPs

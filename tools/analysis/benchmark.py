@@ -20,9 +20,10 @@ same model, batch and data, after warm-up, over several interleaved rounds
 * ``soft_labels``: the soft-label pass (``SoftLabelCacheHook``) images/s,
   and that a second run is a cache hit;
 * ``memory``: peak memory of a DRM train step with gradient checkpointing
-  on vs off, and with AMP (bf16; on CUDA also fp16) vs fp32.
+  on vs off, and with AMP (bf16; on CUDA also fp16) vs fp32, measured in a
+  fresh process (see ``drm_mm.utils.benchmark_utils.MEMORY_METHODS``).
 
-    python tools/analysis/benchmark.py --quick            # tiny CLIP, ~1 min
+    python tools/analysis/benchmark.py --quick            # tiny CLIP, ~30 s
     python tools/analysis/benchmark.py --arch ViT-B-16 --device cpu \\
         --out work_dirs/benchmark/vitb16_cpu.json          # CPU, < 10 min
     python tools/analysis/benchmark.py --arch ViT-B-16 --device cuda \\
@@ -124,8 +125,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for key, value in preset.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    for key in ('batch_size', 'memory_batch', 'classes', 'repeats', 'eval_batch', 'jpegs',
-                'soft_label_images', 'threads'):
+    for key in ('batch_size', 'memory_batch', 'classes', 'repeats',
+                'eval_batch', 'jpegs', 'soft_label_images', 'threads'):
         if getattr(args, key) < 1:
             parser.error(f'--{key.replace("_", "-")} must be >= 1')
     if args.clock is None:
@@ -328,7 +329,7 @@ def bench_train(b: Bench) -> None:
         if not frozen:
             b.figure(f'train step DRM / CE ({mode})', 'DRM', 'CE',
                      res['DRM']['median_s'] / res['CE']['median_s'], 'x')
-        del models, wrapper
+        models.clear()  # free this mode's classifiers before the next
         if frozen:
             continue
         if b.args.profile:
@@ -631,7 +632,7 @@ def bench_pipeline(b: Bench) -> None:
                         warmup=max(1, b.args.warmup), clock='wall')
         rates = {k: len(paths) / r['median_s'] for k, r in timed.items()}
         res[f'{workers}_workers'] = dict(timed, images_per_s=rates)
-        del iters
+        iters.clear()  # shuts the persistent workers down
         print(f'    {workers} worker(s): images/s full decode: mmcv (cv2) '
               f'{rates["mmcv"]:.1f}, PIL {rates["pil"]:.1f}; reduced-scale '
               f'(PIL draft) {rates["draft"]:.1f}')
@@ -774,6 +775,37 @@ def _prompt_tokens(clip, prompts: List[str]) -> dict:
                 per_prompt=[n for rows, n in plan for _ in range(len(rows))])
 
 
+def memory_in_child(b: Bench) -> None:
+    """Run the memory section as ``--sections memory`` in a new process
+    with the same settings and take over its figures."""
+    import subprocess
+    a = b.args
+    out = osp.join(b.workdir, 'memory.json')
+    argv = [sys.executable, osp.abspath(__file__), '--sections', 'memory',
+            '--out', out, '--device', a.device, '--arch', a.arch,
+            '--batch-size', str(a.batch_size), '--memory-batch',
+            str(a.memory_batch), '--classes', str(a.classes), '--threads',
+            str(a.threads), '--clock', a.clock] + (['--quick']
+                                                   if a.quick else [])
+    print('[memory] in a fresh process:', flush=True)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    lines = proc.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith('[memory]')), len(lines))
+    end = next((i for i, line in enumerate(lines) if line.startswith('===')),
+               len(lines))
+    print('\n'.join(line for line in lines[start + 1:end]
+                    if not line.startswith('WARNING')), flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f'the memory section failed in its own process:'
+                           f'\n{proc.stdout[-3000:]}')
+    with open(out) as f:
+        child = json.load(f)
+    b.figures.extend(child['figures'])
+    b.details['memory'] = child['details']['memory']
+
+
 def projection(b: Bench) -> dict:
     """FLOP model of DRM / FLYP with a training text tower: checked against
     the measured setting, then at all 182 classes for GPU batch sizes,
@@ -824,6 +856,13 @@ def projection(b: Bench) -> dict:
                 rows=rows)
 
 
+def _load_average() -> Optional[List[float]]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine() -> dict:
     info = dict(python=platform.python_version(), torch=torch.__version__,
                 platform=platform.platform(), cpus=os.cpu_count(),
@@ -833,7 +872,7 @@ def machine() -> dict:
             names = [line.split(':', 1)[1].strip() for line in f
                      if line.startswith('model name')]
         info['cpu'] = names[0] if names else platform.processor()
-        info['load_average'] = list(os.getloadavg())
+        info['load_average'] = _load_average()
     except OSError:
         info['cpu'] = platform.processor()
     if torch.cuda.is_available():
@@ -876,7 +915,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import drm_mm  # noqa: F401  registers components
     from mmengine.logging import MMLogger
     MMLogger.get_instance('mmengine', log_level='WARNING')
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), _load_average()
     b = Bench(args)
     print(f'drm_mm benchmark: arch={args.arch} device={args.device} '
           f'batch={args.batch_size} classes={args.classes} '
@@ -885,8 +924,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     sections = dict(train=bench_train, engine=bench_engine, eval=bench_eval,
                     text=bench_text, pipeline=bench_pipeline,
                     soft_labels=bench_soft_labels, memory=bench_memory)
+    if args.sections != ['memory']:
+        # Peak memory in a fresh process: this one's history (freed
+        # buffers, allocator state after the other sections) would add to
+        # the measured growth, and the memory set-up slows allocations.
+        sections['memory'] = memory_in_child
     timings = {}
-    for name in SECTIONS:  # memory last: it changes the allocator
+    for name in SECTIONS:
         if name in args.sections:
             t0 = time.perf_counter()
             sections[name](b)
@@ -900,9 +944,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   for k, v in vars(args).items()},
         machine=machine(), figures=b.figures, details=b.details,
         projection=proj, section_seconds=timings,
-        total_seconds=time.perf_counter() - start)
+        total_seconds=time.perf_counter() - start,
+        total_cpu_seconds=time.process_time(),
+        load_average_before=load_before)
     print_table(b, proj)
-    print(f'total {report["total_seconds"]:.0f} s')
+    print(f'total {report["total_seconds"]:.0f} s wall, '
+          f'{report["total_cpu_seconds"]:.0f} s CPU of this process; load '
+          f'average before {load_before}, after '
+          f'{report["machine"].get("load_average")}')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:

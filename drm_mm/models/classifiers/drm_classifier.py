@@ -517,8 +517,19 @@ class DRMClassifier(BaseClassifier):
         return tokens[labels * per_class + pick]
 
     # ------------------------------------------------------------ soft labels
+    def _copy_clip(self) -> OpenCLIP:
+        """A deep copy of the CLIP alone. Its load-state-dict hook is a bound
+        method of this classifier, so a plain deepcopy would also copy the
+        whole classifier (kept teacher weights, soft-label table...)."""
+        clip = copy.deepcopy(self.clip, memo={id(self): self})
+        hooks = clip._load_state_dict_post_hooks
+        for key in [k for k, hook in hooks.items()
+                    if getattr(hook, '__self__', None) is self]:
+            del hooks[key]
+        return clip
+
     def _frozen_teacher(self) -> OpenCLIP:
-        teacher = copy.deepcopy(self.clip)
+        teacher = self._copy_clip()
         freeze_module(teacher)
         return teacher
 
@@ -528,7 +539,7 @@ class DRMClassifier(BaseClassifier):
         if self._online_teacher is not None:
             return self._online_teacher[0]
         if self._teacher_state is not None:
-            teacher = copy.deepcopy(self.clip)
+            teacher = self._copy_clip()
             teacher.load_state_dict(self._teacher_state)
         elif self._clip_cfg is not None:
             teacher = build_in_scope(MODELS, self._clip_cfg)

@@ -498,3 +498,15 @@ def test_sharded_cd_prompts_match_one_process(tmp_path):
         for name, grad in single['grads'].items():
             assert torch.allclose(rank['grads'][name], grad, atol=1e-5,
                                   rtol=1e-4), name
+
+
+def test_teacher_copies_the_clip_not_the_whole_classifier():
+    model = build(soft_labels=dict(source='cache'))
+    model.set_soft_labels(torch.full((6, 3), 1 / 3))
+    teacher = model.build_teacher()
+    owners = [getattr(h, '__self__', None)
+              for h in teacher._load_state_dict_post_hooks.values()]
+    assert not any(isinstance(o, DRMClassifier) for o in owners)
+    # the classifier's own hook stays (cache invalidation on load)
+    assert any(getattr(h, '__self__', None) is model
+               for h in model.clip._load_state_dict_post_hooks.values())
