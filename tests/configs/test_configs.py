@@ -38,7 +38,10 @@ def _crop_size(cfg) -> int:
     for step in cfg.train_dataloader.dataset.pipeline:
         if step['type'] == 'RandomResizedCrop':
             return int(step['scale'])
-    raise AssertionError('no RandomResizedCrop in the train pipeline')
+    if 'image_size' in cfg:  # e.g. the toy world: images at model size
+        return int(cfg.image_size)
+    raise AssertionError('no RandomResizedCrop in the train pipeline and no '
+                         'image_size in the config')
 
 
 def _shrink_classes(model_cfg):

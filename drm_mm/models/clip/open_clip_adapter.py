@@ -6,7 +6,9 @@ offline and with ``weights_only=True``; a tag that needs a download and
 cannot get one fails with a message saying which file to place where.
 """
 import collections
+import contextlib
 import functools
+import logging
 import os
 import os.path as osp
 import pickle
@@ -125,9 +127,31 @@ def build_open_clip(model_name: str,
         raise ValueError(
             f'pretrained={pretrained!r} is neither an open_clip tag of '
             f'{model_name!r} (known tags: {tags}) nor an existing file.')
-    model = open_clip.create_model(model_name, pretrained=None, **kwargs)
+    with _quiet_random_init_warning():
+        model = open_clip.create_model(model_name, pretrained=None, **kwargs)
     load_clip_weights(model, str(pretrained), model_name)
+    from mmengine.logging import print_log
+    print_log(f'OpenCLIP {model_name}: weights loaded from {pretrained}',
+              logger='current')
     return model
+
+
+class _RandomInitFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'No pretrained weights loaded' not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_random_init_warning():
+    """Hide open_clip's "initialized randomly" warning while a model is
+    built for weights that are loaded from a file right after."""
+    root = logging.getLogger()
+    filt = _RandomInitFilter()
+    root.addFilter(filt)
+    try:
+        yield
+    finally:
+        root.removeFilter(filt)
 
 
 def build_tokenizer(model_name: str) -> Callable:
