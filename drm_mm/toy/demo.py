@@ -167,11 +167,22 @@ def _set_data_root(node: Any, data_root: str) -> None:
             _set_data_root(value, data_root)
 
 
+def file_digest(path: PathLike) -> str:
+    """SHA-256 of a file's bytes (the run cache follows the weights
+    themselves, so re-pretrained weights never reuse old runs)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def config_fingerprint(cfg) -> str:
     """A hash of everything in the merged config that shapes a run."""
     data = cfg.to_dict()
     for key in ('work_dir', 'log_level', 'launcher'):
         data.pop(key, None)
+    data['model']['clip'].pop('pretrained', None)  # keyed by its content
     return _fingerprint(data)
 
 
@@ -319,7 +330,7 @@ def finetune_run(method: str, seed: int, settings: DemoSettings,
                        settings.cfg_options)
     key = _fingerprint(dict(config=config_fingerprint(cfg),
                             world=settings.world.hash(),
-                            pretrain=settings.pretrain.hash(),
+                            weights=file_digest(weights),
                             alphas=list(settings.alphas),
                             version=RESULT_VERSION))
     cache = pathlib.Path(settings.work_dir) / 'runs' / \
@@ -598,11 +609,13 @@ def plot_id_vs_ood(summary: Mapping[str, Any], path: PathLike,
         x = [100 * p[f'{ID_SET}/{metric}'] for p in pts]
         y = [100 * p[f'{OOD_SET}/{metric}'] for p in pts]
         main = curve['head'] == METHOD_HEAD[curve['method']]
-        ax.plot(x, y, '-' if main else ':', color=styles[curve['method']],
-                alpha=1.0 if main else 0.6,
+        line = '-' if main else {'df': '--', 'cd': ':'}.get(curve['head'],
+                                                            '-.')
+        ax.plot(x, y, line, color=styles[curve['method']],
+                alpha=1.0 if main else 0.7,
                 label=f'{_label(curve["method"], curve["head"])} WiSE-FT')
         ax.plot(x[-1:], y[-1:], 'o' if main else 's',
-                color=styles[curve['method']], alpha=1.0 if main else 0.6)
+                color=styles[curve['method']], alpha=1.0 if main else 0.7)
     zs = summary['zero_shot']
     for head, marker in (('df', '*'), ('cd', 'P'), ('mixture', 'X')):
         if f'{head}/{ID_SET}/{metric}' in zs:

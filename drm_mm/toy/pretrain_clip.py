@@ -90,8 +90,8 @@ class PretrainSettings:
     (``CorpusSettings.no_background_frac``), zero-shot accuracy after 1600
     steps rose from about 40 % to 58 % (vs. half the batches from few
     scenes and 15 % of captions without background); a learning rate of
-    3e-3 or more did not learn shapes at all. 2100 steps take about 7 min
-    on 2 idle CPU cores (~0.2 s a step) and reach about 77 % (df) / 76 %
+    3e-3 or more did not learn shapes at all. 2100 steps take 6.5 min on
+    2 idle CPU cores (~0.18 s a step) and reach 75-78 % (df) / 74-76 %
     (cd) zero-shot accuracy in and out of distribution (chance: 12.5 %).
     """
     model_name: str = 'drm-toy-rn'

@@ -168,3 +168,28 @@ def test_bad_settings_name_the_field() -> None:
     with pytest.raises(KeyError, match="no split 'ood'"):
         cfg = _cfg('drm_toy_rn.py')
         demo.load_eval_sets(cfg, torch.nn.Identity(), names=('ood', ))
+
+
+def test_new_weights_never_reuse_old_runs(tiny_study: dict,
+                                          tmp_path: pathlib.Path) -> None:
+    """Runs are keyed by the content of the pretrained weights, not only by
+    their settings (a forced re-pretraining may give other weights)."""
+    import dataclasses
+    import shutil
+    settings = tiny_study['settings']
+    cache, work = tmp_path / 'cache', tmp_path / 'work'
+    shutil.copytree(settings.pretrain_cache_dir, cache)
+    shutil.copytree(settings.work_dir, work)
+    settings = dataclasses.replace(settings, methods=('flyp', ), seeds=(0, ),
+                                   pretrain_cache_dir=str(cache),
+                                   work_dir=str(work))
+    lines: list = []
+    demo.run_demo(settings, log=lines.append)
+    assert ': cached (' in '\n'.join(lines)
+    weights = cache / TINY_PRETRAIN.weights_name()
+    state = torch.load(weights, weights_only=True)
+    state['logit_scale'] = state['logit_scale'] + 0.5
+    torch.save(state, weights)
+    lines = []
+    demo.run_demo(settings, log=lines.append)
+    assert 'FLYP seed 0: fine-tuning' in '\n'.join(lines)
