@@ -20,9 +20,9 @@ import argparse
 import os
 import shutil
 
-from mmengine.config import DictAction
-
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+from mmengine.config import DictAction  # noqa: E402
 
 from drm_mm.toy.demo import METHOD_CONFIGS, DemoSettings  # noqa: E402
 from drm_mm.utils.tool_utils import run_tool  # noqa: E402
