@@ -320,7 +320,7 @@ def finetune_run(method: str, seed: int, settings: DemoSettings,
                  progress: Callable[[str], None]) -> Dict[str, Any]:
     """Train one method with one seed, then its WiSE-FT sweep; the result
     is cached in ``<work_dir>/runs`` by a hash of what determines it."""
-    from drm_mm.engine.wise_ft import wise_ft_sweep
+    from drm_mm.engine.wise_ft import model_state_dict, wise_ft_sweep
     from drm_mm.utils.tool_utils import build_runner
 
     run_dir = pathlib.Path(settings.work_dir) / f'{method}_seed{seed}'
@@ -349,10 +349,9 @@ def finetune_run(method: str, seed: int, settings: DemoSettings,
              f'(lr {cfg.optim_wrapper.optimizer.lr:g})')
     runner.train()
     train_s = time.perf_counter() - start
-    finetuned = {k: v.detach().cpu().clone()
-                 for k, v in model.state_dict().items()}
+    finetuned = model_state_dict(model)
     rows = wise_ft_sweep(
-        runner, finetuned, [a for a in settings.alphas],
+        runner, finetuned, list(settings.alphas),
         zeroshot=zero_shot_state,
         evaluate=lambda: evaluate_heads(model, eval_sets,
                                         settings.eval_batch),
@@ -384,6 +383,7 @@ def run_demo(settings: DemoSettings = DemoSettings(),
     """Run the whole study and write ``results.json``, ``results.md`` and
     ``id_vs_ood.png`` into ``settings.work_dir``; returns the summary."""
     import drm_mm  # noqa: F401  registers every component
+    from drm_mm.engine.wise_ft import model_state_dict
     from drm_mm.registry import MODELS, build_in_scope
 
     progress = _Progress(log)
@@ -409,8 +409,7 @@ def run_demo(settings: DemoSettings = DemoSettings(),
                           cfg_options=settings.cfg_options)
     zs_model = build_in_scope(MODELS, zs_cfg.model)
     zs_model.eval()
-    zero_shot_state = {k: v.detach().cpu().clone()
-                       for k, v in zs_model.state_dict().items()}
+    zero_shot_state = model_state_dict(zs_model)
     eval_sets = load_eval_sets(zs_cfg, zs_model, batch_size=settings.eval_batch)
     # descriptions are in the config, so all three heads are measured
     zero_shot = evaluate_heads(zs_model, eval_sets, settings.eval_batch)

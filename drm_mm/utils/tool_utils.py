@@ -1,9 +1,11 @@
-"""Shared pieces of the command-line tools (tools/train.py, tools/test.py)."""
+"""Shared pieces of the command-line tools (tools/train.py, tools/test.py,
+tools/toy/...)."""
 import argparse
+import dataclasses
 import os
 import os.path as osp
 import sys
-from typing import Callable
+from typing import Any, Callable, Dict, Iterable, List
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -17,6 +19,30 @@ def add_launcher_arg(parser: argparse.ArgumentParser) -> None:
                         help='job launcher (pytorch for torchrun / '
                         'dist_train.sh, slurm for srun)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type,
+                          skip: Iterable[str] = ()) -> List[str]:
+    """One ``--field-name`` option per field of the settings dataclass
+    ``cls`` (default and type from ``cls()``), except ``skip``; returns the
+    field names, for :func:`dataclass_kwargs`."""
+    defaults, names = cls(), []
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        value = getattr(defaults, field.name)
+        parser.add_argument(f'--{field.name.replace("_", "-")}',
+                            type=type(value), default=value,
+                            help=f'(default: {value})')
+        names.append(field.name)
+    return names
+
+
+def dataclass_kwargs(args: argparse.Namespace, cls: type,
+                     skip: Iterable[str] = ()) -> Dict[str, Any]:
+    """The parsed values of the options :func:`add_dataclass_options` made."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if f.name not in skip}
 
 
 def load_config(path: str) -> Config:

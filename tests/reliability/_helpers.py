@@ -2,9 +2,9 @@
 subprocesses import (this folder goes on their PYTHONPATH), config writing
 and subprocess runs of ``tools/train.py`` / ``tools/dist_train.sh``.
 
-Load it from a test module with :func:`load_helpers`-style importlib code
-(pytest runs with ``--import-mode=importlib``, so this folder is not on
-``sys.path``).
+Test modules ``import _reliability_helpers as H``: this folder's
+``conftest.py`` loads it under that name (pytest runs with
+``--import-mode=importlib``, so this folder is not on ``sys.path``).
 """
 from __future__ import annotations
 

@@ -18,17 +18,8 @@ from typing import Callable, Dict, List, NamedTuple, Tuple, Type
 import pytest
 import torch
 
+import _reliability_helpers as H  # loaded by this folder's conftest.py
 
-def _load_helpers():
-    path = Path(__file__).with_name('_helpers.py')
-    spec = importlib.util.spec_from_file_location('_reliability_helpers',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
 TINY = dict(type='OpenCLIP', model_name='drm-tiny-vit', pretrained=None)
 NAMES = ['empty', 'white-lipped peccary', 'cougar']
 

@@ -13,24 +13,12 @@ drawn per process and would differ) and the tiny CLIP has no dropout (checked
 below). The loss-level 2-rank test is
 ``tests/models/losses/test_contrastive_loss.py``.
 """
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-
-def _load_helpers():
-    path = Path(__file__).with_name('_helpers.py')
-    spec = importlib.util.spec_from_file_location('_reliability_helpers',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
+import _reliability_helpers as H  # loaded by this folder's conftest.py
 
 #: Tolerance of the comparisons (fp32 sums in another order).
 TOL = 1e-5

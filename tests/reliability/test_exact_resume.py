@@ -8,10 +8,8 @@ covered in ``tests/engine/runners/test_drm_runner.py``; the loop that makes
 mid-epoch resume exact in ``tests/engine/loops/``.
 """
 import functools
-import importlib.util
 import itertools
 import signal
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,17 +17,7 @@ from mmengine.model import BaseModel
 from torch import nn
 from torch.utils.data import Dataset
 
-
-def _load_helpers():
-    path = Path(__file__).with_name('_helpers.py')
-    spec = importlib.util.spec_from_file_location('_reliability_helpers',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
+import _reliability_helpers as H  # loaded by this folder's conftest.py
 
 # 36 fake training images, batch 8: 5 iterations per epoch, 10 in all.
 # Checkpoints every 3 iterations (iter_3 is in the middle of epoch 1); the

@@ -20,6 +20,10 @@ import time
 
 from drm_mm.toy.toy_world import (DEFAULT_WORLD_ROOT, SPLITS, WorldSettings,
                                   ensure_world, generate_world)
+from drm_mm.utils.tool_utils import add_dataclass_options, dataclass_kwargs
+
+# WorldSettings fields with options of their own (a list; a nested dataclass)
+_SET_APART = ('classes', 'foreground')
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,13 +37,7 @@ def parse_args() -> argparse.Namespace:
                         '(default: %(default)s)')
     parser.add_argument('--classes', nargs='+', default=list(defaults.classes),
                         help='shape classes (default: %(default)s)')
-    for field in dataclasses.fields(WorldSettings):
-        if field.name in ('classes', 'foreground'):
-            continue
-        value = getattr(defaults, field.name)
-        parser.add_argument(f'--{field.name.replace("_", "-")}',
-                            type=type(value), default=value,
-                            help=f'(default: {value})')
+    add_dataclass_options(parser, WorldSettings, skip=_SET_APART)
     parser.add_argument('--hard-frac', type=float,
                         default=defaults.foreground.hard_frac,
                         help='fraction of images with a small or faint '
@@ -52,9 +50,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    kwargs = {f.name: getattr(args, f.name)
-              for f in dataclasses.fields(WorldSettings)
-              if f.name not in ('classes', 'foreground')}
+    kwargs = dataclass_kwargs(args, WorldSettings, skip=_SET_APART)
     settings = WorldSettings(
         classes=tuple(args.classes),
         foreground=dataclasses.replace(WorldSettings().foreground,

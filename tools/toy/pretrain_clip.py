@@ -3,7 +3,7 @@ the cache, and print its zero-shot accuracy on the toy world.
 
 Example::
 
-    python tools/toy/pretrain_clip.py         # defaults: ~7.5 min, 2 cores
+    python tools/toy/pretrain_clip.py         # defaults: ~6.5 min, 2 cores
     python tools/toy/pretrain_clip.py --steps 100 --cache-dir /tmp/toy
 
 Weights go to ``<cache-dir>/drm-toy-rn_<hash>.pth`` (a plain state_dict),
@@ -22,6 +22,8 @@ from drm_mm.toy.pretrain_clip import (DEFAULT_CACHE_DIR,  # noqa: E402
                                       PretrainSettings, format_report,
                                       pretrain_toy_clip)
 from drm_mm.toy.toy_world import WorldSettings  # noqa: E402
+from drm_mm.utils.tool_utils import (add_dataclass_options,  # noqa: E402
+                                     dataclass_kwargs)
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,13 +34,7 @@ def parse_args() -> argparse.Namespace:
         'PretrainSettings and CorpusSettings, whose docstrings explain each.')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR),
                         help='where weights are cached (default: %(default)s)')
-    for field in dataclasses.fields(PretrainSettings):
-        if field.name == 'corpus':
-            continue
-        value = getattr(defaults, field.name)
-        parser.add_argument(f'--{field.name.replace("_", "-")}',
-                            type=type(value), default=value,
-                            help=f'(default: {value})')
+    add_dataclass_options(parser, PretrainSettings, skip=('corpus', ))
     parser.add_argument('--corpus-scenes', type=int,
                         default=defaults.corpus.n_scenes,
                         help='scenes in the caption corpus (default: '
@@ -64,9 +60,7 @@ def main() -> None:
     corpus = dataclasses.replace(
         CorpusSettings(), n_scenes=args.corpus_scenes,
         images_per_scene=args.corpus_images_per_scene, seed=args.corpus_seed)
-    kwargs = {f.name: getattr(args, f.name)
-              for f in dataclasses.fields(PretrainSettings)
-              if f.name != 'corpus'}
+    kwargs = dataclass_kwargs(args, PretrainSettings, skip=('corpus', ))
     settings = PretrainSettings(corpus=corpus, **kwargs)
     result = pretrain_toy_clip(settings, cache_dir=args.cache_dir,
                                world=WorldSettings(seed=args.world_seed),
