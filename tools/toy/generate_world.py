@@ -20,7 +20,8 @@ import time
 
 from drm_mm.toy.toy_world import (DEFAULT_WORLD_ROOT, SPLITS, WorldSettings,
                                   ensure_world, generate_world)
-from drm_mm.utils.tool_utils import add_dataclass_options, dataclass_kwargs
+from drm_mm.utils.tool_utils import (add_dataclass_options, dataclass_kwargs,
+                                     run_tool)
 
 # WorldSettings fields with options of their own (a list; a nested dataclass)
 _SET_APART = ('classes', 'foreground')
@@ -68,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

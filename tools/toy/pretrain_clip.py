@@ -23,7 +23,7 @@ from drm_mm.toy.pretrain_clip import (DEFAULT_CACHE_DIR,  # noqa: E402
                                       pretrain_toy_clip)
 from drm_mm.toy.toy_world import WorldSettings  # noqa: E402
 from drm_mm.utils.tool_utils import (add_dataclass_options,  # noqa: E402
-                                     dataclass_kwargs)
+                                     dataclass_kwargs, run_tool)
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
