@@ -7,6 +7,7 @@ importing each other.
 """
 import os
 import os.path as osp
+import pickle
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional
 
@@ -16,14 +17,19 @@ from torch import nn
 from .safe_checkpoint import load_trusted_checkpoint
 
 __all__ = [
-    'CheckpointMismatchError', 'state_dict_of', 'load_state_dict_file',
-    'is_float_tensor', 'check_compatible', 'make_checkpoint',
-    'save_checkpoint', 'unwrap_model', 'model_state_dict', 'load_weights'
+    'CheckpointMismatchError', 'CheckpointReadError', 'state_dict_of',
+    'load_state_dict_file', 'is_float_tensor', 'check_compatible',
+    'make_checkpoint', 'save_checkpoint', 'unwrap_model', 'model_state_dict',
+    'load_weights'
 ]
 
 
 class CheckpointMismatchError(ValueError):
     """Two state dicts do not come from the same architecture / config."""
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file exists but cannot be read (truncated, corrupt)."""
 
 
 # ---------------------------------------------------------------- reading
@@ -66,7 +72,17 @@ def load_state_dict_file(path: str) -> 'OrderedDict':
     """Read a checkpoint with the safe loader and return its state dict."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist.')
-    return state_dict_of(load_trusted_checkpoint(path), repr(path))
+    try:
+        checkpoint = load_trusted_checkpoint(path)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        text = str(err).strip()
+        if path in text:  # the safe loader's refusals name the file
+            raise
+        first = text.splitlines()[0] if text else type(err).__name__
+        raise CheckpointReadError(
+            f'checkpoint {path!r} cannot be read ({first}); it is truncated '
+            f'or corrupt: pass another file or re-save it.') from err
+    return state_dict_of(checkpoint, repr(path))
 
 
 # ---------------------------------------------------------------- checking

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from drm_mm.utils.checkpoint_utils import (CheckpointMismatchError,
+                                           CheckpointReadError,
                                            load_state_dict_file, load_weights,
                                            make_checkpoint, model_state_dict,
                                            save_checkpoint, state_dict_of)
@@ -81,3 +82,16 @@ def test_model_state_dict_is_a_snapshot(model):
         (k, v + 1) for k, v in model.state_dict().items()), 'ft')
     assert torch.equal(snapshot['text.weight'], before)
     assert not torch.equal(model.text.weight.detach(), before)
+
+
+def test_unreadable_checkpoint_names_the_file(model, tmp_path):
+    path = tmp_path / 'w.pth'
+    save_checkpoint(make_checkpoint(model.state_dict()), str(path))
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    with pytest.raises(CheckpointReadError) as info:
+        load_state_dict_file(str(path))
+    message = str(info.value)
+    assert message.startswith(f'checkpoint {str(path)!r} cannot be read (')
+    assert message.endswith('it is truncated or corrupt: pass another file '
+                            'or re-save it.')
+    assert '\n' not in message
