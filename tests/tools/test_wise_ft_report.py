@@ -132,7 +132,8 @@ def test_figure_against_alpha_and_missing_reference_column():
     assert fig.axes[0].get_xlabel() == 'α (mixing coefficient)'
     assert fig.axes[0].get_ylabel() == 'top-1 accuracy (%)'
     assert list(fig.axes[0].lines[0].get_ydata()) == [70.0, 71.0]  # as is
-    with pytest.raises(KeyError, match="--reference old: no 'id_test/macro_f1' column"):
+    with pytest.raises(KeyError,
+                       match="--reference old: no 'id_test/macro_f1' column"):
         make_figure(sweep((0, 1)), 'id_test/macro_f1', 'test/macro_f1',
                     references=[('old', [dict(alpha=0.0)])])
 
