@@ -8,7 +8,10 @@ Classes come from a benchmark (``--classes-from iwildcam|fmow|imagenet``),
 a config's ``model.classnames`` (``--classes-from configs/drm/x.py``) or a
 text file (``--classes-file names.txt``, one per line). The file is written
 after every class; rerun the same command to resume after a failure.
-The logic lives in :mod:`drm_mm.prompts.generation`.
+The client and the file handling live in ``description_generation.py``
+beside this file. The API key goes only to --base-url (redirects are
+refused) and never into the output; --timeout bounds each request in total
+and --max-response-bytes the size of a reply.
 """
 import argparse
 import logging
@@ -17,13 +20,12 @@ import os.path as osp
 import sys
 from typing import List
 
-from drm_mm.prompts.generation import (DEFAULT_SYSTEM_PROMPT,
-                                       DEFAULT_TEMPLATE, ChatClient,
-                                       ClassEntry, GenerationError,
-                                       check_template, classes_from_config,
-                                       classes_from_dataset,
-                                       classes_from_file,
-                                       generate_descriptions, render_prompt)
+from description_generation import (DEFAULT_MAX_RESPONSE_BYTES,
+                                    DEFAULT_SYSTEM_PROMPT, DEFAULT_TEMPLATE,
+                                    ChatClient, ClassEntry, GenerationError,
+                                    check_template, classes_from_config,
+                                    classes_from_dataset, classes_from_file,
+                                    generate_descriptions, render_prompt)
 
 DEFAULT_BASE_URL = 'https://api.openai.com/v1'
 
@@ -56,7 +58,12 @@ def parse_args(argv: List[str] = None) -> argparse.Namespace:
                         'visible to other users)')
     parser.add_argument('--temperature', type=float)
     parser.add_argument('--timeout', type=float, default=120.0,
-                        help='seconds per request')
+                        help='seconds per request in total, however slowly '
+                        'the server answers (default 120)')
+    parser.add_argument('--max-response-bytes', type=int,
+                        default=DEFAULT_MAX_RESPONSE_BYTES,
+                        help='larger replies are refused (default '
+                        f'{DEFAULT_MAX_RESPONSE_BYTES})')
     parser.add_argument('--max-retries', type=int, default=6)
     parser.add_argument('--backoff', type=float, default=2.0,
                         help='first retry wait in seconds (doubles each '
@@ -108,7 +115,8 @@ def main(argv: List[str] = None) -> int:
             timeout=args.timeout, max_retries=args.max_retries,
             backoff=args.backoff, max_backoff=args.max_backoff,
             max_retry_after=args.max_retry_after,
-            temperature=args.temperature)
+            temperature=args.temperature,
+            max_response_bytes=args.max_response_bytes)
         generate_descriptions(classes, args.out, client, template=template,
                               n=args.n, system_prompt=args.system_prompt,
                               log=log)

@@ -119,10 +119,11 @@ def main() -> None:
     from mmengine.dist import is_main_process
 
     from drm_mm.engine.model_soups import greedy_soup, uniform_soup
-    from drm_mm.engine.wise_ft import (CheckpointMismatchError, load_weights,
-                                       load_state_dict_file, make_checkpoint,
-                                       save_checkpoint,
-                                       scalar_metrics)
+    from drm_mm.engine.wise_ft import scalar_metrics
+    from drm_mm.utils.checkpoint_utils import (CheckpointMismatchError,
+                                               load_state_dict_file,
+                                               load_weights, make_checkpoint,
+                                               save_checkpoint)
 
     runner = build_runner(cfg)
     log = runner.logger.info
@@ -197,4 +198,5 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from drm_mm.utils.tool_utils import run_tool
+    run_tool(main)

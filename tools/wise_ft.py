@@ -2,12 +2,17 @@
 
     python tools/wise_ft.py CONFIG --finetuned FT.pth [--zeroshot ZS.pth] \
         --alphas 0 0.1 0.2 ... 1.0 --work-dir DIR \
+        [--reference [LABEL=]OLD/wise_ft.csv ...] \
         [--save-alpha 0.5 --save-path out.pth] [--cfg-options ...]
 
 Every test set of the config is evaluated for every alpha with one runner.
-Writes ``DIR/wise_ft.csv`` (alpha + every metric) and ``DIR/wise_ft.png``
-(ID vs OOD, one point per alpha). The zero-shot end defaults to the model
-built from the config (its pretrained weights, no training).
+Writes ``DIR/wise_ft.csv`` and ``DIR/wise_ft.json`` (alpha + every metric)
+and the figure ``DIR/wise_ft.png`` / ``.svg`` / ``.pdf`` (ID vs OOD in %,
+one point per alpha, earlier sweeps as dashed baselines); every point's
+scalars also go to the config's visualizer backends (TensorBoard, W&B...).
+The zero-shot end defaults to the model built from the config (its
+pretrained weights, no training). Reporting lives in ``wise_ft_report.py``
+beside this file.
 """
 import argparse
 import os
@@ -46,6 +51,11 @@ def parse_args() -> argparse.Namespace:
                         'the first metric of an id_* test set)')
     parser.add_argument('--ood-metric', help='y axis of the plot (default: '
                         'the same metric on the first other test set)')
+    parser.add_argument(
+        '--reference', nargs='+', default=[], metavar='[LABEL=]FILE',
+        help='baseline curves: wise_ft.csv / wise_ft.json of earlier sweeps')
+    parser.add_argument('--title', help='figure title (default: WiSE-FT: '
+                        'config name and CLIP model)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config fields: key=value ...')
     add_launcher_arg(parser)
@@ -71,6 +81,22 @@ def check_args(args: argparse.Namespace) -> None:
         if path is not None and not osp.isfile(path):
             raise SystemExit(f'wise_ft.py: --{flag} checkpoint {path!r} '
                              'does not exist.')
+    from wise_ft_report import read_sweep
+    try:  # read now: a bad baseline fails before the sweep, not after it
+        args.references = [read_sweep(spec) for spec in args.reference]
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'wise_ft.py: {err}') from None
+
+
+def figure_title(cfg, config: str) -> str:  # cfg: mmengine Config
+    """``WiSE-FT: <config name> (<CLIP model>)`` (model when the config
+    names one)."""
+    model = cfg.get('model') or {}
+    names = [part.get('model_name') for part in (
+        model.get('clip'), model.get('backbone')) if isinstance(part, dict)]
+    arch = next((n for n in names if n), None)
+    name = osp.splitext(osp.basename(config))[0]
+    return f'WiSE-FT: {name}' + (f' ({arch})' if arch else '')
 
 
 def main() -> None:
@@ -96,14 +122,16 @@ def main() -> None:
 
     from mmengine.dist import is_main_process
 
-    from drm_mm.engine.wise_ft import (CheckpointMismatchError,
-                                       check_compatible,
-                                       interpolate_state_dicts,
-                                       load_state_dict_file, make_checkpoint,
-                                       model_state_dict, pick_axes,
-                                       plot_id_ood, save_checkpoint,
-                                       unwrap_model, wise_ft_sweep,
-                                       write_metrics_csv)
+    from wise_ft_report import (pick_axes, plot_id_ood, send_scalars,
+                                write_metrics_csv, write_sweep_json)
+
+    from drm_mm.engine.wise_ft import interpolate_state_dicts, wise_ft_sweep
+    from drm_mm.utils.checkpoint_utils import (CheckpointMismatchError,
+                                               check_compatible,
+                                               load_state_dict_file,
+                                               make_checkpoint,
+                                               model_state_dict,
+                                               save_checkpoint, unwrap_model)
 
     zs_name = (f'zero-shot checkpoint {args.zeroshot!r}' if args.zeroshot
                else f'zero-shot model of {args.config!r}')
@@ -140,31 +168,41 @@ def main() -> None:
                 del mixed
                 log(f'WiSE-FT weights of alpha={args.save_alpha:g} saved to '
                     f'{save_path}')
-        rows = wise_ft_sweep(runner, finetuned, args.alphas, zeroshot,
-                             log=log, progress=is_main_process(),
-                             finetuned_name=ft_name,
-                             zeroshot_name=zs_name)
+        visualizer = runner.visualizer if is_main_process() else None
+        rows = wise_ft_sweep(
+            runner, finetuned, args.alphas, zeroshot, log=log,
+            progress=is_main_process(), finetuned_name=ft_name,
+            zeroshot_name=zs_name,
+            on_row=None if visualizer is None else
+            lambda i, row: send_scalars(visualizer, i, row))
     except CheckpointMismatchError as err:
         raise SystemExit(f'wise_ft.py: {err}') from None
     if not is_main_process():
         return
+    rows = sorted(rows, key=lambda row: row['alpha'])  # tables by alpha
+    title = args.title or figure_title(cfg, args.config)
     csv_path = osp.join(cfg.work_dir, 'wise_ft.csv')
     header = write_metrics_csv(rows, csv_path)
-    log(f'WiSE-FT metrics written to {csv_path}')
+    write_sweep_json(rows, osp.join(cfg.work_dir, 'wise_ft.json'),
+                     label=title.replace('WiSE-FT: ', '', 1),
+                     config=args.config, finetuned=args.finetuned,
+                     zeroshot=args.zeroshot)
+    log(f'WiSE-FT metrics written to {csv_path} (and wise_ft.json)')
     try:
         id_key, ood_key = pick_axes(header[1:], args.id_metric,
                                     args.ood_metric)
+        if ood_key is None:
+            log(f'WiSE-FT: only one metric ({id_key}); plotting it against '
+                'alpha (pass --id-metric / --ood-metric to choose axes).')
+        paths = plot_id_ood(rows, id_key, ood_key,
+                            osp.join(cfg.work_dir, 'wise_ft.png'),
+                            title=title, references=args.references)
     except (KeyError, ValueError) as err:
         raise SystemExit(f'wise_ft.py: {err.args[0]}') from None
-    if ood_key is None:
-        log(f'WiSE-FT: only one metric ({id_key}); plotting it against '
-            'alpha (pass --id-metric / --ood-metric to choose axes).')
-    png_path = osp.join(cfg.work_dir, 'wise_ft.png')
-    plot_id_ood(rows, id_key, ood_key, png_path,
-                title=f'WiSE-FT: {osp.basename(args.finetuned)}')
     log(f'WiSE-FT plot ({id_key} vs {ood_key or "alpha"}) written to '
-        f'{png_path}')
+        f'{", ".join(paths)}')
 
 
 if __name__ == '__main__':
-    main()
+    from drm_mm.utils.tool_utils import run_tool
+    run_tool(main)

@@ -16,7 +16,7 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
 
 import torch
 
-from .wise_ft import check_compatible, is_float_tensor
+from drm_mm.utils.checkpoint_utils import check_compatible, is_float_tensor
 
 Ingredient = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]]]
 RULES = ('greater', 'less')

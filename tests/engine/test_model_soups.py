@@ -7,7 +7,7 @@ import torch
 
 from drm_mm.engine.model_soups import (greedy_soup, is_better_or_equal,
                                        uniform_soup)
-from drm_mm.engine.wise_ft import CheckpointMismatchError
+from drm_mm.utils.checkpoint_utils import CheckpointMismatchError
 
 
 def ingredient(value: float, step: int = 0) -> 'OrderedDict':

@@ -1,5 +1,4 @@
-"""Tests of drm_mm/engine/wise_ft.py: interpolation, checks, I/O, sweep."""
-import csv
+"""Tests of drm_mm/engine/wise_ft.py: interpolation, alpha checks, sweep."""
 from collections import OrderedDict
 from typing import Dict, List
 
@@ -7,14 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from drm_mm.engine.wise_ft import (CheckpointMismatchError, check_alphas,
-                                   check_compatible, interpolate_state_dicts,
-                                   load_state_dict_file, load_weights,
-                                   make_checkpoint, pick_axes, plot_id_ood,
-                                   save_checkpoint, scalar_metrics,
-                                   state_dict_of, wise_ft_sweep,
-                                   write_metrics_csv)
-from drm_mm.utils.safe_checkpoint import load_trusted_checkpoint
+from drm_mm.engine.wise_ft import (check_alphas, interpolate_state_dicts,
+                                   scalar_metrics, wise_ft_sweep)
+from drm_mm.utils.checkpoint_utils import (CheckpointMismatchError,
+                                           check_compatible, load_weights)
 
 
 class TinyModel(nn.Module):
@@ -69,17 +64,27 @@ def test_interpolation_is_exact(pair):
                        ft['logit_scale'])
 
 
-def test_interpolation_keeps_half_dtype(pair):
+def _half(state: 'OrderedDict') -> 'OrderedDict':
+    return OrderedDict((k, v.half() if v.is_floating_point() else v)
+                       for k, v in state.items())
+
+
+@pytest.mark.parametrize('alpha', [0.5, 0.3])
+def test_half_tensors_are_mixed_in_float32(pair, alpha):
+    """Half weights are mixed in float32 and rounded once: at alpha=0.3
+    (unlike 0.5) the half-precision arithmetic gives other values."""
     _, zs, ft = pair
-    zs16 = OrderedDict((k, v.half() if v.is_floating_point() else v)
-                       for k, v in zs.items())
-    ft16 = OrderedDict((k, v.half() if v.is_floating_point() else v)
-                       for k, v in ft.items())
-    mixed = interpolate_state_dicts(zs16, ft16, 0.5)
-    assert mixed['visual.weight'].dtype == torch.float16
-    expected = (0.5 * zs16['visual.weight'].float() +
-                0.5 * ft16['visual.weight'].float()).half()
-    assert torch.equal(mixed['visual.weight'], expected)
+    zs16, ft16 = _half(zs), _half(ft)
+    mixed = interpolate_state_dicts(zs16, ft16, alpha)
+    for key in ('visual.weight', 'text.weight', 'logit_scale'):
+        assert mixed[key].dtype == torch.float16
+        expected = ((1 - alpha) * zs16[key].float() +
+                    alpha * ft16[key].float()).half()
+        assert torch.equal(mixed[key], expected), key
+    if alpha == 0.3:  # the test can see a half-precision mix
+        in_half = (1 - alpha) * zs16['text.weight'] + \
+            alpha * ft16['text.weight']
+        assert not torch.equal(in_half, mixed['text.weight'])
 
 
 @pytest.mark.parametrize('alpha', [-0.1, 1.5, float('nan')])
@@ -128,82 +133,9 @@ def test_float_vs_integer_mismatch(pair):
         interpolate_state_dicts(zs, ft, 0.5)
 
 
-def test_state_dict_of_accepts_formats(pair):
-    _, zs, _ = pair
-    assert list(state_dict_of({'state_dict': zs, 'meta': {}}, 'x')) == \
-        list(zs)
-    assert list(state_dict_of(zs, 'x')) == list(zs)
-    wrapped = OrderedDict((f'module.{k}', v) for k, v in zs.items())
-    assert list(state_dict_of({'state_dict': wrapped}, 'x')) == list(zs)
-    with pytest.raises(CheckpointMismatchError, match='no "state_dict"'):
-        state_dict_of({'optimizer': {}, 'meta': {}}, 'ckpt.pth')
-    with pytest.raises(CheckpointMismatchError, match='checkpoint dict'):
-        state_dict_of([1, 2], 'ckpt.pth')
-
-
-def test_save_and_load_roundtrip(pair, tmp_path):
-    _, zs, _ = pair
-    path = tmp_path / 'sub' / 'w.pth'
-    save_checkpoint(make_checkpoint(zs, dict(wise_ft=dict(alpha=0.5))),
-                    str(path))
-    assert [p.name for p in path.parent.iterdir()] == ['w.pth']
-    raw = load_trusted_checkpoint(str(path))
-    assert raw['meta'] == {'wise_ft': {'alpha': 0.5}}
-    loaded = load_state_dict_file(str(path))
-    assert all(torch.equal(loaded[k], zs[k]) for k in zs)
-    with pytest.raises(FileNotFoundError, match='nope.pth'):
-        load_state_dict_file(str(tmp_path / 'nope.pth'))
-
-
-def test_load_weights_invalidates_prototypes(pair):
-    model, _, ft = pair
-    load_weights(model, ft, 'ft')
-    assert model.invalidations == 1
-    assert torch.equal(model.visual.weight.detach(), ft['visual.weight'])
-    bad = OrderedDict(ft)
-    bad['text.weight'] = torch.zeros(2, 2)
-    with pytest.raises(CheckpointMismatchError, match="'text.weight'"):
-        load_weights(model, bad, 'bad.pth')
-
-
 def test_scalar_metrics():
     assert scalar_metrics({'a/b': 1, 'c': torch.tensor(0.5), 'd': [1, 2],
                            'e': 'x', 'f': True}) == {'a/b': 1.0, 'c': 0.5}
-
-
-def test_pick_axes():
-    keys = ['id_test/accuracy', 'id_test/macro_f1', 'test/accuracy',
-            'test/macro_f1']
-    assert pick_axes(keys) == ('id_test/accuracy', 'test/accuracy')
-    assert pick_axes(keys, id_metric='id_test/macro_f1') == (
-        'id_test/macro_f1', 'test/macro_f1')
-    assert pick_axes(['imagenet_r/accuracy', 'id_val/top1']) == (
-        'id_val/top1', 'imagenet_r/accuracy')
-    assert pick_axes(['a', 'b']) == ('a', 'b')
-    assert pick_axes(['accuracy/top1']) == ('accuracy/top1', None)
-    with pytest.raises(KeyError, match='available'):
-        pick_axes(keys, ood_metric='val/nope')
-    with pytest.raises(ValueError, match='no scalar metric'):
-        pick_axes([])
-
-
-def test_csv_and_plot(tmp_path):
-    rows = [dict(alpha=a, **{'id_test/acc': 0.5 + a / 4,
-                             'test/acc': 0.4 + a * (1 - a)})
-            for a in (0.0, 0.5, 1.0)]
-    rows[1]['extra'] = 3.0
-    path = tmp_path / 'w.csv'
-    header = write_metrics_csv(rows, str(path))
-    assert header == ['alpha', 'id_test/acc', 'test/acc', 'extra']
-    with open(path) as f:
-        table = list(csv.DictReader(f))
-    assert [float(r['alpha']) for r in table] == [0.0, 0.5, 1.0]
-    assert float(table[2]['id_test/acc']) == 0.75
-    assert table[0]['extra'] == ''
-    for ood in ('test/acc', None):
-        png = tmp_path / f'plot_{ood is None}.png'
-        plot_id_ood(rows, 'id_test/acc', ood, str(png))
-        assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
 class FakeRunner:
@@ -254,3 +186,37 @@ def test_sweep_with_explicit_zero_shot_and_mismatch(pair):
     with pytest.raises(CheckpointMismatchError, match='running_var'):
         wise_ft_sweep(runner, bad, [0.5], log=lambda s: None,
                       progress=False, finetuned_name='ft.pth')
+
+
+def test_sweep_order_does_not_matter(pair):
+    """The zero-shot snapshot shares no memory with the live weights: a
+    descending sweep sees the same weights and metrics per alpha as an
+    ascending one (a shared snapshot would be overwritten by alpha=1)."""
+    model, zs, ft = pair
+    seen = {}
+    for alphas in ([0.0, 0.5, 1.0], [1.0, 0.5, 0.0]):
+        load_weights(model, zs, 'zs')  # the same start for both sweeps
+        runner = FakeRunner(model)
+        rows = wise_ft_sweep(runner, ft, alphas, log=lambda s: None,
+                             progress=False)
+        seen[alphas[0]] = {r['alpha']: (r, w) for r, w in zip(rows,
+                                                               runner.seen)}
+    for alpha in (0.0, 0.5, 1.0):
+        up_row, up_weights = seen[0.0][alpha]
+        down_row, down_weights = seen[1.0][alpha]
+        assert up_row == down_row, alpha
+        for key, value in up_weights.items():
+            assert torch.equal(value, down_weights[key]), (alpha, key)
+    expected = 0.5 * zs['visual.weight'] + 0.5 * ft['visual.weight']
+    assert torch.equal(seen[1.0][0.5][1]['visual.weight'], expected)
+    assert torch.equal(seen[1.0][0.0][1]['visual.weight'],
+                       zs['visual.weight'])
+
+
+def test_sweep_reports_each_row(pair):
+    model, _, ft = pair
+    got = []
+    rows = wise_ft_sweep(FakeRunner(model), ft, [0.0, 1.0],
+                         log=lambda s: None, progress=False,
+                         on_row=lambda i, row: got.append((i, dict(row))))
+    assert got == [(0, rows[0]), (1, rows[1])]

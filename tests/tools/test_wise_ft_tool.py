@@ -1,6 +1,7 @@
 """End-to-end test of tools/wise_ft.py on the CPU smoke config and the tiny
-fake iWildCam: two tiny checkpoints, a sweep over three alphas, the CSV, the
-plot and the saved interpolated checkpoint."""
+fake iWildCam: two tiny checkpoints, a sweep over three alphas, the tables,
+the figures, the visualizer scalars and the saved interpolated checkpoint;
+bad arguments and files give one-line errors."""
 import csv
 import importlib.util
 import json
@@ -17,6 +18,8 @@ import torch
 from drm_mm.utils.safe_checkpoint import load_trusted_checkpoint
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO / 'tools') not in sys.path:
+    sys.path.append(str(REPO / 'tools'))  # wise_ft_report beside the tool
 CONFIG = REPO / 'configs' / 'smoke' / 'tiny_clip_linear_fake_iwildcam.py'
 
 
@@ -62,11 +65,16 @@ def test_sweep_end_to_end(checkpoints, fake_iwildcam_root, tmp_path):
     folder, zs, ft = checkpoints
     work = tmp_path / 'work'
     saved = tmp_path / 'mixed.pth'
+    reference = tmp_path / 'old' / 'wise_ft.json'
+    reference.parent.mkdir()
+    reference.write_text(json.dumps({'rows': [
+        {'alpha': a, 'accuracy/top1': 20.0 + 10 * a} for a in (0, 0.5, 1)]}))
     result = run_tool([
         'tools/wise_ft.py', str(CONFIG), '--finetuned',
         str(folder / 'ft.pth'), '--zeroshot', str(folder / 'zs.pth'),
-        '--alphas', '0', '0.5', '1', '--work-dir', str(work),
-        '--save-alpha', '0.5', '--save-path', str(saved)
+        '--alphas', '1', '0', '0.5', '--work-dir', str(work),
+        '--save-alpha', '0.5', '--save-path', str(saved),
+        '--reference', f'baseline={reference}'
     ] + data_options(fake_iwildcam_root))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[
         -3000:]
@@ -78,6 +86,21 @@ def test_sweep_end_to_end(checkpoints, fake_iwildcam_root, tmp_path):
     assert metric_keys and all(r[k] != '' for r in rows
                                for k in metric_keys)
     assert (work / 'wise_ft.png').read_bytes()[:4] == b'\x89PNG'
+    assert b'<svg' in (work / 'wise_ft.svg').read_bytes()[:2000]
+    assert (work / 'wise_ft.pdf').read_bytes()[:5] == b'%PDF-'
+    table = json.loads((work / 'wise_ft.json').read_text())
+    assert table['label'] == 'tiny_clip_linear_fake_iwildcam (drm-tiny-vit)'
+    assert [r['alpha'] for r in table['rows']] == [0.0, 0.5, 1.0]
+    # every point also went to the config's LocalVisBackend, in sweep order
+    scalars, = work.glob('*/vis_data/scalars.json')
+    sent = [json.loads(line) for line in scalars.read_text().splitlines()]
+    assert [(s['step'], s['wise_ft/alpha']) for s in sent] == [
+        (0, 1.0), (1, 0.0), (2, 0.5)]
+    for point in sent:
+        row = next(r for r in table['rows'] if r['alpha'] ==
+                   point['wise_ft/alpha'])
+        assert {k[len('wise_ft/'):]: v for k, v in point.items()
+                if k != 'step'} == pytest.approx(row)
 
     checkpoint = load_trusted_checkpoint(str(saved))
     assert checkpoint['meta']['wise_ft']['alpha'] == 0.5
@@ -163,3 +186,37 @@ def test_missing_checkpoint(tmp_path, monkeypatch):
     got = run_main(monkeypatch, [str(CONFIG), '--finetuned',
                                  str(tmp_path / 'nope.pth')])
     assert 'nope.pth' in got and 'does not exist' in got
+
+
+def test_bad_reference_fails_before_the_sweep(checkpoints, tmp_path,
+                                              monkeypatch):
+    folder, _, _ = checkpoints
+    got = run_main(monkeypatch, [
+        str(CONFIG), '--finetuned', str(folder / 'ft.pth'), '--work-dir',
+        str(tmp_path / 'w'), '--reference', str(tmp_path / 'old.csv')])
+    assert "--reference '" in got and 'old.csv' in got
+    assert 'does not exist' in got
+    assert not (tmp_path / 'w').exists()
+
+
+def test_figure_title_names_config_and_model():
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(CONFIG))
+    assert load_tool().figure_title(cfg, str(CONFIG)) == \
+        'WiSE-FT: tiny_clip_linear_fake_iwildcam (drm-tiny-vit)'
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path):
+    """A failure inside the library prints one error line, no traceback."""
+    bad = tmp_path / 'bitrot.pth'
+    bad.write_bytes(b'PK\x03\x04 not a checkpoint' * 8)
+    result = run_tool(['tools/wise_ft.py', str(CONFIG), '--finetuned',
+                       str(bad), '--work-dir', str(tmp_path / 'w')],
+                      timeout=120)
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith('error: ')]
+    assert len(errors) == 1 and 'bitrot.pth' in errors[0]
+    assert result.stderr.rstrip().endswith(
+        '(set DRM_MM_DEBUG=1 for the full traceback)')

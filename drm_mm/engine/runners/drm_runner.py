@@ -13,7 +13,7 @@ from mmengine.dist import is_distributed, is_main_process
 from mmengine.runner import BaseLoop, Runner
 from torch import nn
 
-from drm_mm.engine.wise_ft import CheckpointMismatchError
+from drm_mm.utils.checkpoint_utils import CheckpointMismatchError
 from drm_mm.registry import RUNNERS
 from drm_mm.utils.safe_checkpoint import mmengine_checkpoint_globals
 

@@ -1,13 +1,17 @@
 """Generate concept descriptions (the cd prompts) with an LLM behind an
-OpenAI-compatible chat endpoint, one request per class.
+OpenAI-compatible chat endpoint, one request per class; the helper of
+``tools/generate_descriptions.py`` (not a command, not part of drm_mm).
 
 The output is the JSON file :func:`drm_mm.prompts.load_descriptions` reads:
 an object keyed by class name, each value a list of descriptions. It is
 rewritten atomically after every class, so a crash or a failing request
 never loses classes already written, and a rerun resumes: classes already in
 the file are not requested again. Only the standard library talks HTTP; the
-API key goes into the ``Authorization`` header and nowhere else (not into
-logs, files or error messages).
+API key goes into the ``Authorization`` header of requests to the base URL
+and nowhere else: redirects are not followed, and the key is redacted from
+logs, error messages and the descriptions written. One request takes at
+most ``timeout`` seconds in total and its reply at most
+``max_response_bytes``.
 """
 import email.utils
 import json
@@ -15,8 +19,10 @@ import logging
 import os
 import os.path as osp
 import re
+import socket
 import string
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +32,8 @@ from typing import (Any, Callable, Dict, List, Mapping, NamedTuple, Optional,
                     Sequence)
 
 __all__ = [
-    'DEFAULT_SYSTEM_PROMPT', 'DEFAULT_TEMPLATE', 'GenerationError',
+    'DEFAULT_SYSTEM_PROMPT', 'DEFAULT_TEMPLATE',
+    'DEFAULT_MAX_RESPONSE_BYTES', 'GenerationError',
     'ClassEntry', 'ChatClient', 'check_template', 'render_prompt',
     'parse_reply', 'parse_retry_after', 'classes_from_dataset',
     'classes_from_config', 'classes_from_file', 'read_existing',
@@ -37,8 +44,8 @@ DEFAULT_SYSTEM_PROMPT = (
     'You are an expert in visual recognition. You describe what things look '
     'like, precisely and briefly.')
 
-#: Asks for the class's core visual features only (DESIGN.md §1: shape,
-#: colour, texture, parts; nothing about the surroundings).
+#: Asks for the class's core visual features only (shape, colour, texture,
+#: parts; nothing about the surroundings, which the df prompts leave out).
 DEFAULT_TEMPLATE = (
     'Describe what a "{classname}" looks like in a photo, using only its own '
     'core visual features: body or object shape, size, colours, patterns, '
@@ -50,6 +57,8 @@ DEFAULT_TEMPLATE = (
 
 TEMPLATE_FIELDS = ('classname', 'n')
 RETRY_STATUS = (408, 409, 425, 429, 500, 502, 503, 504)
+#: Chat replies are a few kB; anything far larger is refused unread.
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _BULLET = re.compile(
     r'^\s*(?:[-*\u2022\u00b7\u2013]|\(?\d{1,3}\s*[.):\]]|\[\d{1,3}\])\s*(.*)$')
 _FENCE = re.compile(r'^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$', re.S)
@@ -203,23 +212,109 @@ def parse_retry_after(value: Optional[str],
     return max(0.0, when.timestamp() - now)
 
 
+class _Deadline:
+    """Shuts the sockets of one request down when its time is up, so a
+    server that trickles bytes cannot hold the request longer than the
+    timeout (socket time-outs only bound each single read)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: List[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> '_Deadline':
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Watched:
+    """Handler mixin: every connection it opens is watched by a
+    :class:`_Deadline` (proxies from the environment keep working)."""
+    deadline: Optional[_Deadline] = None
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        deadline = self.deadline
+
+        class Connection(http_class):
+
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        return super().do_open(Connection, req, **kwargs)
+
+
+class _HTTPHandler(_Watched, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPSHandler(_Watched, urllib.request.HTTPSHandler):
+    pass
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: it would carry the API key to another
+    address. The 3xx answer becomes an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    handlers = []
+    for cls in (_HTTPHandler, _HTTPSHandler):
+        handler = cls()
+        handler.deadline = deadline
+        handlers.append(handler)
+    return urllib.request.build_opener(*handlers, _NoRedirect)
+
+
 class ChatClient:
     """Minimal client of ``POST {base_url}/chat/completions`` with retries.
 
     Retries connection errors, time-outs and HTTP 408/409/425/429/5xx with
     exponential backoff (``backoff * factor**attempt``, at most
     ``max_backoff``); a ``Retry-After`` header replaces the backoff (capped
-    by ``max_retry_after``). Other HTTP errors fail at once.
+    by ``max_retry_after``). Other HTTP errors, redirects and replies
+    larger than ``max_response_bytes`` fail at once.
 
     Args:
         base_url: e.g. ``https://api.openai.com/v1`` or a local server.
         model: the model name sent in the request.
         api_key: sent as ``Authorization: Bearer``; None for servers that
             need none. Never logged nor put into messages.
-        timeout: seconds per request.
+        timeout: seconds per request in total (connection, headers and
+            reply), however slowly the server sends.
         max_retries: retries after the first attempt.
         temperature: sent when not None.
         sleep: the waiting function (tests pass a recorder).
+        max_response_bytes: largest reply read; a larger one is refused.
     """
 
     def __init__(self, base_url: str, model: str,
@@ -228,7 +323,9 @@ class ChatClient:
                  factor: float = 2.0, max_backoff: float = 120.0,
                  max_retry_after: float = 600.0,
                  temperature: Optional[float] = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+                 ) -> None:
         if not base_url or not re.match(r'^https?://', base_url):
             raise ValueError(f'base URL {base_url!r} must start with '
                              f'http:// or https:// (e.g. '
@@ -239,6 +336,9 @@ class ChatClient:
         if max_retries < 0 or backoff < 0 or factor < 1:
             raise ValueError('retries must be >= 0, backoff >= 0 and the '
                              'backoff factor >= 1.')
+        if not timeout > 0 or not max_response_bytes > 0:
+            raise ValueError(f'--timeout ({timeout}) and --max-response-bytes '
+                             f'({max_response_bytes}) must be positive.')
         self.url = base_url.rstrip('/') + '/chat/completions'
         self.model = model
         self._api_key = api_key or None
@@ -250,6 +350,7 @@ class ChatClient:
         self.max_retry_after = max_retry_after
         self.temperature = temperature
         self.sleep = sleep
+        self.max_response_bytes = int(max_response_bytes)
 
     def __repr__(self) -> str:  # never shows the key
         return (f'ChatClient(url={self.url!r}, model={self.model!r}, '
@@ -298,14 +399,21 @@ class ChatClient:
         while True:
             retry_after = None
             try:
-                with urllib.request.urlopen(request,
-                                            timeout=self.timeout) as resp:
-                    raw = resp.read()
+                raw = self._attempt(request, what)
                 break
             except urllib.error.HTTPError as err:
+                if 300 <= err.code < 400:
+                    location = err.headers.get('Location') if err.headers \
+                        else None
+                    raise GenerationError(self.redact(
+                        f'{what}: {self.url} answered HTTP {err.code} '
+                        f'redirecting to {location!r}; redirects are not '
+                        f'followed, so that the API key goes to --base-url '
+                        f'only. Pass the final address as --base-url if you '
+                        f'trust it.')) from None
                 detail = ''
                 try:
-                    detail = err.read().decode('utf-8', 'replace')[:300]
+                    detail = err.read(2000).decode('utf-8', 'replace')[:300]
                 except Exception:  # noqa: BLE001 - best effort only
                     pass
                 problem = (f'HTTP {err.code} {err.reason}'
@@ -331,6 +439,37 @@ class ChatClient:
             attempt += 1
         return self._content(raw, what)
 
+    def _too_large(self, what: str, size: str) -> GenerationError:
+        return GenerationError(
+            f'{what}: the reply of {self.url} is larger than '
+            f'--max-response-bytes {self.max_response_bytes} ({size}); it '
+            f'was not read. Raise the limit if the server really sends '
+            f'such replies.')
+
+    def _attempt(self, request: urllib.request.Request, what: str) -> bytes:
+        """One request, the whole of it within ``timeout`` seconds."""
+        with _Deadline(self.timeout) as deadline:
+            try:
+                with _opener(deadline).open(request,
+                                            timeout=self.timeout) as resp:
+                    length = resp.headers.get('Content-Length', '')
+                    if length.strip().isdigit() and int(
+                            length) > self.max_response_bytes:
+                        raise self._too_large(what, f'{int(length)} bytes')
+                    raw = resp.read(self.max_response_bytes + 1)
+            except (HTTPException, OSError):
+                if deadline.expired:
+                    raise TimeoutError(
+                        f'no complete answer within --timeout '
+                        f'{self.timeout:g} s') from None
+                raise
+            if deadline.expired:  # a body cut short by the deadline
+                raise TimeoutError(f'no complete answer within --timeout '
+                                   f'{self.timeout:g} s')
+        if len(raw) > self.max_response_bytes:
+            raise self._too_large(what, 'no Content-Length')
+        return raw
+
     def _content(self, raw: bytes, what: str) -> str:
         text = raw.decode('utf-8', 'replace')
         try:
@@ -348,7 +487,7 @@ class ChatClient:
         if not isinstance(content, str):
             raise GenerationError(f'{what}: choices[0].message.content is '
                                   f'{type(content).__name__}, not text.')
-        return content
+        return self.redact(content)  # a server may echo the key
 
 
 # ---------------------------------------------------------------- classes
@@ -361,13 +500,8 @@ def _entries(names: Sequence[str],
 
 
 def _class_ids(dataset: str) -> Optional[List[str]]:
+    """The WordNet ids of an ImageNet-style benchmark (None for others)."""
     from drm_mm.datasets import classnames as cn
-    getter = getattr(cn, 'get_class_ids', None)
-    if getter is not None:
-        try:
-            return list(getter(dataset))
-        except (KeyError, ValueError):
-            return None
     wnids = dict(imagenet='imagenet_wnids', imagenet_a='imagenet_a_wnids',
                  imagenet_r='imagenet_r_wnids').get(dataset)
     return list(getattr(cn, wnids)()) if wnids else None

@@ -1,26 +1,35 @@
-"""Tests of the description generator against a stub chat server on
-127.0.0.1 (drm_mm/prompts/generation.py, tools/generate_descriptions.py)."""
+"""Tests of the description generator against stub chat servers on
+127.0.0.1 (tools/description_generation.py, tools/generate_descriptions.py):
+retries, resume, parsing, and a server that redirects, trickles, echoes the
+key or sends a huge reply (each bounded to a few seconds)."""
 import email.utils
 import http.server
 import importlib.util
 import json
 import logging
 import pathlib
+import sys
 import threading
-from typing import Any, Callable, Dict, List, Tuple
+import time
+from typing import Any, Callable, Dict, List, Tuple, Union
 
 import pytest
 
-from drm_mm.prompts.generation import (DEFAULT_TEMPLATE, ChatClient,
-                                       ClassEntry, GenerationError,
-                                       check_template, classes_from_dataset,
-                                       classes_from_file,
-                                       generate_descriptions, parse_reply, parse_retry_after,
-                                       read_existing, render_prompt)
+REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO / 'tools') not in sys.path:
+    sys.path.append(str(REPO / 'tools'))  # the helper beside the tool
+
+from description_generation import (DEFAULT_TEMPLATE,  # noqa: E402
+                                    ChatClient, ClassEntry, GenerationError,
+                                    check_template, classes_from_dataset,
+                                    classes_from_file, generate_descriptions,
+                                    parse_reply, parse_retry_after,
+                                    read_existing, render_prompt)
 
 KEY = 'sk-test-SECRET-0123456789abcdef'
-REPO = pathlib.Path(__file__).resolve().parents[2]
-Reply = Tuple[int, Dict[str, str], bytes]
+#: a body, or a function writing the body itself (e.g. slowly)
+Body = Union[bytes, Callable[[Any], None]]
+Reply = Tuple[int, Dict[str, str], Body]
 
 
 def chat_body(content: str) -> bytes:
@@ -55,13 +64,32 @@ class StubServer:
                         'payload': payload,
                         'auth': self.headers.get('Authorization')})
                 status, headers, body = stub.respond(name, attempt)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(body)))
+                try:
+                    if callable(body) and status == 0:  # raw bytes only
+                        body(self.wfile)
+                        return
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header('Content-Type', 'application/json')
+                    if not callable(body):
+                        self.send_header('Content-Length', str(len(body)))
+                    self.end_headers()
+                    if callable(body):
+                        body(self.wfile)
+                    else:
+                        self.wfile.write(body)
+                except OSError:  # the client hung up (time-out, refusal)
+                    self.close_connection = True
+
+            def do_GET(self) -> None:  # noqa: N802  what a followed
+                with stub.lock:  # 301/302/303 redirect would send
+                    stub.requests.append({
+                        'path': self.path, 'class': None, 'payload': None,
+                        'auth': self.headers.get('Authorization')})
+                self.send_response(405)
+                self.send_header('Content-Length', '0')
                 self.end_headers()
-                self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -302,7 +330,8 @@ def test_cli_with_environment(serve, tmp_path, monkeypatch, capsys, caplog):
     tool = load_tool()
     with caplog.at_level(logging.DEBUG):
         rc = tool.main(['--classes-file', str(names), '--out', str(out),
-                        '--n', '2', '--backoff', '0'])
+                        '--n', '2', '--backoff', '0', '--timeout', '5',
+                        '--max-response-bytes', '100000'])
     assert rc == 0
     assert json.loads(out.read_text()) == {
         'jaguar': ['a jaguar seen from side 1', 'a jaguar seen from side 2'],
@@ -426,3 +455,92 @@ def test_classes_from_dataset():
     assert len({c.key for c in imagenet}) == 1000
     dup = [c for c in imagenet if c.key != c.name]
     assert dup and all(c.key.startswith(f'{c.name} [n') for c in dup)
+
+
+# ---------------------------------------------------------------- hostile
+def test_redirect_never_carries_the_key(serve, tmp_path):
+    """A redirect is refused: the other server never sees a request."""
+    target = serve(lambda name, attempt: ok(descs(name)))
+    for code in (302, 307):
+        origin = serve(lambda name, attempt, code=code: (
+            code, {'Location': f'{target.base_url}/chat/completions'}, b''))
+        start = time.monotonic()
+        with pytest.raises(GenerationError) as info:
+            generate_descriptions(CLASSES, str(tmp_path / 'out.json'),
+                                  make_client(origin, []))
+        assert time.monotonic() - start < 5
+        message = str(info.value)
+        assert f'HTTP {code}' in message and 'redirects are not followed' \
+            in message and target.base_url in message
+        assert len(origin.requests) == 1  # no retry either
+    assert target.requests == []
+    assert not (tmp_path / 'out.json').exists()
+
+
+def trickle_body(wfile: Any) -> None:
+    """A reply body sent one byte every 0.2 s (about 20 s in all)."""
+    for byte in chat_body('["a big cat with black rosettes"]'):
+        time.sleep(0.2)
+        wfile.write(bytes([byte]))
+        wfile.flush()
+
+
+def trickle_everything(wfile: Any) -> None:
+    """Even the status line and headers one byte every 0.2 s."""
+    for byte in b'HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n':
+        time.sleep(0.2)
+        wfile.write(bytes([byte]))
+        wfile.flush()
+
+
+@pytest.mark.parametrize('reply', [
+    (0, {}, trickle_everything),
+    (200, {'Content-Length': '500'}, trickle_body),
+], ids=['headers', 'body'])
+def test_timeout_bounds_a_trickling_server(serve, tmp_path, reply):
+    server = serve(lambda name, attempt: reply)
+    client = make_client(server, [], max_retries=0)
+    client.timeout = 1.0
+    start = time.monotonic()
+    with pytest.raises(GenerationError) as info:
+        generate_descriptions(CLASSES[:1], str(tmp_path / 'out.json'),
+                              client)
+    elapsed = time.monotonic() - start
+    assert elapsed < 3, elapsed
+    assert 'no complete answer within --timeout 1 s' in str(info.value)
+    assert not (tmp_path / 'out.json').exists()
+
+
+def test_key_echoed_in_the_reply_is_not_written(serve, tmp_path):
+    server = serve(lambda name, attempt: ok([
+        f'a {name} (your key is {KEY})', f'a {name} with fur']))
+    out = tmp_path / 'out.json'
+    result = generate_descriptions(CLASSES[:1], str(out),
+                                   make_client(server, []), n=2)
+    assert result == {'jaguar': ['a jaguar (your key is ***)',
+                                 'a jaguar with fur']}
+    assert json.loads(out.read_text()) == result
+    assert KEY not in all_text(tmp_path)
+
+
+@pytest.mark.parametrize('with_length', [True, False])
+def test_huge_reply_is_refused(serve, tmp_path, with_length):
+    huge = chat_body(json.dumps(['a big cat ' * 1000] * 300))  # ~3 MB
+
+    def body(wfile: Any) -> None:
+        wfile.write(huge)
+
+    headers = {'Content-Length': str(len(huge))} if with_length else {
+        'Connection': 'close'}
+    server = serve(lambda name, attempt: (200, headers, body))
+    client = make_client(server, [], max_response_bytes=1_000_000)
+    start = time.monotonic()
+    with pytest.raises(GenerationError) as info:
+        generate_descriptions(CLASSES[:1], str(tmp_path / 'out.json'),
+                              client)
+    assert time.monotonic() - start < 5
+    size = f'{len(huge)} bytes' if with_length else 'no Content-Length'
+    assert (f'larger than --max-response-bytes 1000000 ({size})'
+            in str(info.value))
+    assert len(server.requests) == 1  # not retried
+    assert not (tmp_path / 'out.json').exists()
