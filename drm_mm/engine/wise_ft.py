@@ -1,5 +1,5 @@
 """WiSE-FT: interpolate a zero-shot and a fine-tuned CLIP in weight space and
-evaluate every interpolation (DESIGN.md §1, "WiSE-FT").
+evaluate every interpolation (docs/method.md, "WiSE-FT").
 
 ``θ_α = (1 − α) · θ_zero-shot + α · θ_fine-tuned`` over every floating-point
 tensor of the model's state dict (both towers, the logit scale, any linear

@@ -37,7 +37,7 @@ DEFAULT_SYSTEM_PROMPT = (
     'You are an expert in visual recognition. You describe what things look '
     'like, precisely and briefly.')
 
-#: Asks for the class's core visual features only (DESIGN.md §1: shape,
+#: Asks for the class's core visual features only (docs/method.md: shape,
 #: colour, texture, parts; nothing about the surroundings).
 DEFAULT_TEMPLATE = (
     'Describe what a "{classname}" looks like in a photo, using only its own '
