@@ -116,6 +116,47 @@ def test_study_writes_table_plot_and_results(tiny_study: dict) -> None:
     assert '| model | ID acc |' in text and 'wall time' in text
 
 
+def _plot_summary() -> dict:
+    """A summary in run_demo's shape: FLYP (df) and DRM (df, cd, mixture)
+    over 2 seeds, zero-shot df / cd / mixture."""
+    def point(alpha, id_acc, ood_acc):
+        return {'alpha': alpha, 'id_test/acc': id_acc, 'test/acc': ood_acc,
+                'id_test/macro_f1': id_acc, 'test/macro_f1': ood_acc}
+    models = [('flyp', 'df', 0.88, 0.66, 0.01), ('drm', 'df', 0.86, 0.70, 0.02),
+              ('drm', 'cd', 0.81, 0.69, 0.03),
+              ('drm', 'mixture', 0.85, 0.70, 0.04)]
+    zero_shot = {f'{h}/{s}/{m}': 0.75 for h in ('df', 'cd', 'mixture')
+                 for s in ('id_test', 'test') for m in ('acc', 'macro_f1')}
+    return dict(
+        settings=dict(seeds=[0, 1]), zero_shot=zero_shot,
+        curves=[dict(method=m, head=h, points=[point(0.0, 0.75, 0.75),
+                                               point(1.0, i, o)])
+                for m, h, i, o, _ in models],
+        rows=[dict(method=m, head=h, n=2, **{
+            f'{s}/{k}': [v, std] for s, v in (('id_test', i), ('test', o))
+            for k in ('acc', 'macro_f1')}) for m, h, i, o, std in models])
+
+
+def test_plot_names_fine_tuned_markers_and_shows_seed_spread() -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+    fig = demo.id_vs_ood_figure(_plot_summary())
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ['FLYP: fine-tuned + WiSE-FT',
+                      'DRM (df): fine-tuned + WiSE-FT',
+                      'DRM (cd): fine-tuned + WiSE-FT',
+                      'DRM (mixture): fine-tuned + WiSE-FT',
+                      'zero-shot (df)', 'zero-shot (cd)',
+                      'zero-shot (mixture)']
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 4
+    # DRM (mixture): ±4 points of OOD accuracy around 70 %
+    (x0, y0), (x1, y1) = bars[3].lines[2][1].get_segments()[0]
+    assert (x0, y0, x1, y1) == pytest.approx((85, 66, 85, 74))
+    plt.close(fig)
+
+
 def test_wise_ft_alpha_zero_is_the_zero_shot_model(tiny_study: dict) -> None:
     summary = tiny_study['summary']
     for run in summary['runs']:

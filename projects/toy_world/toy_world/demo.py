@@ -597,15 +597,17 @@ def write_outputs(summary: Mapping[str, Any], work_dir: PathLike) -> None:
     plot_id_vs_ood(summary, work_dir / 'id_vs_ood.png')
 
 
-def plot_id_vs_ood(summary: Mapping[str, Any], path: PathLike,
-                   metric: str = 'acc') -> None:
-    """ID vs OOD ``metric`` with the WiSE-FT curve of each method's head
-    (mean over seeds; markers at alpha = 1, the fine-tuned model)."""
+def id_vs_ood_figure(summary: Mapping[str, Any], metric: str = 'acc'):
+    """The ID vs OOD ``metric`` figure: each method's head with its WiSE-FT
+    curve (mean over seeds) ending in a marker at the fine-tuned model
+    (alpha = 1) with error bars of one standard deviation over seeds."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     styles = {'flyp': 'tab:blue', 'ce': 'tab:orange', 'drm': 'tab:green'}
+    rows = {(r['method'], r['head']): r for r in summary['rows']}
+    n_seeds = len(summary['settings']['seeds'])
     for curve in summary['curves']:
         pts = curve['points']
         x = [100 * p[f'{ID_SET}/{metric}'] for p in pts]
@@ -613,11 +615,16 @@ def plot_id_vs_ood(summary: Mapping[str, Any], path: PathLike,
         main = curve['head'] == METHOD_HEAD[curve['method']]
         line = '-' if main else {'df': '--', 'cd': ':'}.get(curve['head'],
                                                             '-.')
-        ax.plot(x, y, line, color=styles[curve['method']],
-                alpha=1.0 if main else 0.7,
-                label=f'{_label(curve["method"], curve["head"])} WiSE-FT')
-        ax.plot(x[-1:], y[-1:], 'o' if main else 's',
-                color=styles[curve['method']], alpha=1.0 if main else 0.7)
+        color, alpha = styles[curve['method']], 1.0 if main else 0.7
+        # one legend entry per model: its curve with its fine-tuned marker
+        ax.plot(x, y, line, color=color, alpha=alpha,
+                marker='o' if main else 's', markevery=[len(x) - 1],
+                label=f'{_label(curve["method"], curve["head"])}: '
+                'fine-tuned + WiSE-FT')
+        row = rows[(curve['method'], curve['head'])]
+        ax.errorbar(x[-1], y[-1], xerr=100 * row[f'{ID_SET}/{metric}'][1],
+                    yerr=100 * row[f'{OOD_SET}/{metric}'][1], color=color,
+                    alpha=alpha, capsize=3, linewidth=1)
     zs = summary['zero_shot']
     for head, marker in (('df', '*'), ('cd', 'P'), ('mixture', 'X')):
         if f'{head}/{ID_SET}/{metric}' in zs:
@@ -627,9 +634,20 @@ def plot_id_vs_ood(summary: Mapping[str, Any], path: PathLike,
                     label=f'zero-shot ({head})')
     ax.set_xlabel(f'ID {metric} (%, {ID_SET})')
     ax.set_ylabel(f'OOD {metric} (%, {OOD_SET})')
-    ax.set_title('Toy world: fine-tuned (markers) and WiSE-FT curves')
+    ax.set_title('Toy world: fine-tuned models and their WiSE-FT curves')
+    ax.text(0.01, 0.01, f'markers: fine-tuned (alpha = 1), bars: ±1 std '
+            f'over {n_seeds} seed(s); lines: WiSE-FT, mean over seeds',
+            transform=ax.transAxes, fontsize=7, color='dimgray')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc='best')
     fig.tight_layout()
+    return fig
+
+
+def plot_id_vs_ood(summary: Mapping[str, Any], path: PathLike,
+                   metric: str = 'acc') -> None:
+    """Write :func:`id_vs_ood_figure` to ``path``."""
+    import matplotlib.pyplot as plt
+    fig = id_vs_ood_figure(summary, metric)
     fig.savefig(path, dpi=120)
     plt.close(fig)
