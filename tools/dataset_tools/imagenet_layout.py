@@ -131,41 +131,42 @@ def write_imagenet_v2(root: PathLike, n_classes: int = 1000,
     return base
 
 
+def _wnid_folders(root: PathLike, folder: str, wnids: Sequence[str],
+                  per_class: int, size: Tuple[int, int], seed: int,
+                  name: str, filename) -> pathlib.Path:
+    """``<root>/<folder>/<wnid>/<filename(wnid, k)>`` JPEGs, checked."""
+    wnids = _check_wnids(wnids, name)
+    base = pathlib.Path(root) / folder
+    _class_folders(base, wnids, _check_count(per_class, 'per_class', name),
+                   size, seed, 'JPEG', filename)
+    return base
+
+
 def write_imagenet_sketch(root: PathLike, wnids: Sequence[str],
                           per_class: int = 1,
                           size: Tuple[int, int] = (32, 32),
                           seed: int = 0) -> pathlib.Path:
     """Write ImageNet-Sketch: ``<root>/sketch/<wnid>/sketch_<k>.JPEG``."""
-    name = 'write_imagenet_sketch'
-    wnids = _check_wnids(wnids, name)
-    base = pathlib.Path(root) / IMAGENET_SKETCH_FOLDER
-    _class_folders(base, wnids, _check_count(per_class, 'per_class', name),
-                   size, seed, 'JPEG', lambda folder, k: f'sketch_{k}.JPEG')
-    return base
+    return _wnid_folders(root, IMAGENET_SKETCH_FOLDER, wnids, per_class, size,
+                         seed, 'write_imagenet_sketch',
+                         lambda folder, k: f'sketch_{k}.JPEG')
 
 
 def write_imagenet_r(root: PathLike, wnids: Sequence[str], per_class: int = 1,
                      size: Tuple[int, int] = (32, 32),
                      seed: int = 0) -> pathlib.Path:
     """Write ImageNet-R: ``<root>/imagenet-r/<wnid>/art_<k>.jpg``."""
-    name = 'write_imagenet_r'
-    wnids = _check_wnids(wnids, name)
-    base = pathlib.Path(root) / IMAGENET_R_FOLDER
-    _class_folders(base, wnids, _check_count(per_class, 'per_class', name),
-                   size, seed, 'JPEG', lambda folder, k: f'art_{k}.jpg')
-    return base
+    return _wnid_folders(root, IMAGENET_R_FOLDER, wnids, per_class, size,
+                         seed, 'write_imagenet_r',
+                         lambda folder, k: f'art_{k}.jpg')
 
 
 def write_imagenet_a(root: PathLike, wnids: Sequence[str], per_class: int = 1,
                      size: Tuple[int, int] = (32, 32),
                      seed: int = 0) -> pathlib.Path:
     """Write ImageNet-A: ``<root>/imagenet-a/<wnid>/<k>.jpg``."""
-    name = 'write_imagenet_a'
-    wnids = _check_wnids(wnids, name)
-    base = pathlib.Path(root) / IMAGENET_A_FOLDER
-    _class_folders(base, wnids, _check_count(per_class, 'per_class', name),
-                   size, seed, 'JPEG', lambda folder, k: f'{k}.jpg')
-    return base
+    return _wnid_folders(root, IMAGENET_A_FOLDER, wnids, per_class, size,
+                         seed, 'write_imagenet_a', lambda folder, k: f'{k}.jpg')
 
 
 def write_objectnet(root: PathLike,
