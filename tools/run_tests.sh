@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1
 export MALLOC_ARENA_MAX=2
 start=$(date +%s)
 set +e
-"$ROOT/.venv/bin/python" -m pytest tests -p no:cacheprovider "$@"
+"$ROOT/.venv/bin/python" -m pytest tests projects -p no:cacheprovider "$@"
 rc=$?
 set -e
 echo "[run_tests] test suite wall time: $(( $(date +%s) - start )) s (exit $rc)"

@@ -19,8 +19,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from mmengine.config import Config, DictAction
 
-from drm_mm.utils.tool_utils import (add_launcher_arg, build_runner,
-                                     load_config, set_dataloader_defaults)
+from tool_utils import (add_launcher_arg, build_runner,
+                        load_config, set_dataloader_defaults)
 
 
 def parse_args() -> argparse.Namespace:
@@ -198,5 +198,5 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    from drm_mm.utils.tool_utils import run_tool
+    from tool_utils import run_tool
     run_tool(main)

@@ -9,9 +9,9 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from drm_mm.utils.tool_utils import (add_launcher_arg, build_runner,
-                                     load_config, run_tool,
-                                     set_dataloader_defaults)
+from tool_utils import (add_launcher_arg, build_runner,
+                        load_config, run_tool,
+                        set_dataloader_defaults)
 
 
 def parse_args() -> argparse.Namespace:

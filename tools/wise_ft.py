@@ -21,8 +21,8 @@ import time
 
 from mmengine.config import DictAction
 
-from drm_mm.utils.tool_utils import (add_launcher_arg, build_runner,
-                                     load_config, set_dataloader_defaults)
+from tool_utils import (add_launcher_arg, build_runner,
+                        load_config, set_dataloader_defaults)
 
 DEFAULT_ALPHAS = [round(0.1 * i, 1) for i in range(11)]
 
@@ -204,5 +204,5 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    from drm_mm.utils.tool_utils import run_tool
+    from tool_utils import run_tool
     run_tool(main)

@@ -2,7 +2,7 @@
 # Reproduces the paper's released checkpoint, evaluated with beta = 0.5:
 #   ID acc 68.57, OOD worst-region acc 45.66
 # Reported metrics: `test/acc_worst_region` (OOD) and `id_test/acc` (ID).
-# Recipe (REFERENCE.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
+# Recipe (docs/method.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
 # global batch 8 GPUs x 32 = 256; model selection on ID validation.
 #   bash tools/dist_train.sh configs/drm/vitb16_fmow.py 8
 #   bash tools/dist_test.sh configs/drm/vitb16_fmow.py CHECKPOINT 8

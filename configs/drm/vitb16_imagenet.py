@@ -2,7 +2,7 @@
 # Reproduces the paper's released checkpoint, evaluated with beta = 0.5:
 #   val 82.05; V2 73.43, R 77.82, A 53.53, Sketch 52.48
 # Reported metrics: `imagenet/accuracy` (ID) and `imagenet_v2|imagenet_r|imagenet_a|imagenet_sketch|objectnet/accuracy` (OOD).
-# Recipe (REFERENCE.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
+# Recipe (docs/method.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
 # global batch 8 GPUs x 64 = 512; model selection on ID validation.
 #   bash tools/dist_train.sh configs/drm/vitb16_imagenet.py 8
 #   bash tools/dist_test.sh configs/drm/vitb16_imagenet.py CHECKPOINT 8

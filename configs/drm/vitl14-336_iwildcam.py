@@ -2,7 +2,7 @@
 # Reproduces the paper's released checkpoint, evaluated with beta = 0.5:
 #   ID macro-F1 62.73, OOD macro-F1 51.39 (headline: 51.8 vs FLYP 47.1)
 # Reported metrics: `test/macro_f1` (OOD) and `id_test/macro_f1` (ID).
-# Recipe (REFERENCE.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
+# Recipe (docs/method.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
 # global batch 8 GPUs x 32 = 256; model selection on ID validation.
 #   bash tools/dist_train.sh configs/drm/vitl14-336_iwildcam.py 8
 #   bash tools/dist_test.sh configs/drm/vitl14-336_iwildcam.py CHECKPOINT 8

@@ -2,7 +2,7 @@
 # Reproduces the paper's released checkpoint, evaluated with beta = 0.5:
 #   not released in the table (headline numbers are for ViT-L/14@336)
 # Reported metrics: `imagenet/accuracy` (ID) and `imagenet_v2|imagenet_r|imagenet_a|imagenet_sketch|objectnet/accuracy` (OOD).
-# Recipe (REFERENCE.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
+# Recipe (docs/method.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
 # global batch 8 GPUs x 64 = 512; model selection on ID validation.
 #   bash tools/dist_train.sh configs/drm/vitl14_imagenet.py 8
 #   bash tools/dist_test.sh configs/drm/vitl14_imagenet.py CHECKPOINT 8

@@ -1,5 +1,5 @@
 """Datasets (WILDS iWildCam / FMoW, ImageNet and its shifted variants),
-transforms, class names and on-disk layout writers."""
+transforms and class names."""
 from . import transforms  # noqa: F401  LoadImageDraft, CropBorder
 from .classnames import get_classnames
 from .imagenet_a import ImageNetA

@@ -168,3 +168,15 @@ def get_classnames(name: str) -> List[str]:
         return [names[i] for i in class_subset_indices(name)]
     raise ValueError(f'get_classnames: unknown class-name set {name!r}; use '
                      f'one of {CLASSNAME_SETS}.')
+
+
+def get_class_ids(name: str) -> List[str]:
+    """The class ids behind a class-name set, in label order: the wnids of
+    ``'imagenet'``, ``'imagenet_a'`` and ``'imagenet_r'``, whose repeated
+    names are keyed ``"<name> [<wnid>]"`` in the description files."""
+    wnids = {'imagenet': imagenet_wnids, 'imagenet_a': imagenet_a_wnids,
+             'imagenet_r': imagenet_r_wnids}.get(name)
+    if wnids is None:
+        raise ValueError(f'get_class_ids: {name!r} has no class ids; use '
+                         f'"imagenet", "imagenet_a" or "imagenet_r".')
+    return list(wnids())

@@ -3,7 +3,7 @@
 Pure tensor functions (no model, no runner). The raw affinities
 ``a_y = cos(f_img(x), W_cd[y])`` of a pre-trained CLIP lie in a narrow band,
 so they are normalised per image before they serve as soft targets
-(DESIGN.md §1, "affinity normalisation"):
+(docs/method.md, "Core-based soft labels"):
 
 * ``'minmax'`` (default): ``â = (a - min a) / (max a - min a)``, then
   ``p ∝ â^(1/τ)`` renormalised to sum 1. The least similar class gets

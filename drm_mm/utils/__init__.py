@@ -2,9 +2,8 @@
 from .config_path import get_config_path
 from .safe_checkpoint import (UnsafeCheckpointError, load_trusted_checkpoint,
                               mmengine_checkpoint_globals)
-from .setup_env import register_all_modules
 
 __all__ = [
-    'get_config_path',     'UnsafeCheckpointError', 'load_trusted_checkpoint',
-    'mmengine_checkpoint_globals', 'register_all_modules'
+    'get_config_path', 'UnsafeCheckpointError', 'load_trusted_checkpoint',
+    'mmengine_checkpoint_globals'
 ]

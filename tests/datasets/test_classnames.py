@@ -54,3 +54,12 @@ def test_subsets_follow_subset_order(name, wnids):
 def test_unknown_set_lists_valid_ones():
     with pytest.raises(ValueError, match='iwildcam.*imagenet_r'):
         get_classnames('cifar10')
+
+
+def test_class_ids_are_the_wnids_of_the_imagenet_sets():
+    from drm_mm.datasets.classnames import get_class_ids
+    assert get_class_ids('imagenet') == list(imagenet_wnids())
+    assert get_class_ids('imagenet_a') == list(imagenet_a_wnids())
+    assert get_class_ids('imagenet_r') == list(imagenet_r_wnids())
+    with pytest.raises(ValueError, match="'fmow' has no class ids"):
+        get_class_ids('fmow')

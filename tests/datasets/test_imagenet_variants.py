@@ -12,11 +12,11 @@ from drm_mm.datasets.classnames import (class_subset_indices,
                                         imagenet_r_wnids, imagenet_wnids)
 from drm_mm.datasets.imagenet_a import ImageNetA
 from drm_mm.datasets.imagenet_folder import ImageNetFolder
-from drm_mm.datasets.imagenet_layout import (write_imagenet_a,
-                                             write_imagenet_r,
-                                             write_imagenet_sketch,
-                                             write_imagenet_v2,
-                                             write_objectnet)
+from tools.dataset_tools.imagenet_layout import (write_imagenet_a,
+                                                 write_imagenet_r,
+                                                 write_imagenet_sketch,
+                                                 write_imagenet_v2,
+                                                 write_objectnet)
 from drm_mm.datasets.imagenet_r import ImageNetR
 from drm_mm.datasets.imagenet_sketch import ImageNetSketch
 from drm_mm.datasets.imagenet_v2 import ImageNetV2

@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 
 from drm_mm.datasets.classnames import iwildcam_categories
 from drm_mm.datasets.wilds_iwildcam import WILDSIWildCam
-from drm_mm.datasets.wilds_layout import random_image, write_iwildcam
+from tools.dataset_tools.wilds_layout import random_image, write_iwildcam
 from drm_mm.evaluation.metrics.iwildcam_metric import IWildCamMetric
 
 N_CLASSES = 8
@@ -270,8 +270,8 @@ def test_registered_in_drm_mm_scope(iwildcam_root):
 def test_class_names_from_categories_file(tmp_path):
     """Other datasets in the iWildCam layout keep their own class names."""
     from drm_mm.datasets.wilds_iwildcam import WILDSIWildCam
-    from drm_mm.datasets.wilds_layout import (tiny_iwildcam_samples,
-                                              write_iwildcam)
+    from tools.dataset_tools.wilds_layout import (tiny_iwildcam_samples,
+                                                  write_iwildcam)
     write_iwildcam(tmp_path, tiny_iwildcam_samples(seed=1, n_classes=3),
                    categories=[(0, 10, 'circle'), (1, 11, 'square'),
                                (2, 12, 'star')])

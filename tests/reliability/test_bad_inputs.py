@@ -106,7 +106,7 @@ def _skip_corrupt_on_eval(ctx: Ctx):
 
 def _imagenet_r_unknown_class(ctx: Ctx):
     from drm_mm.datasets.classnames import imagenet_r_wnids
-    from drm_mm.datasets.imagenet_layout import write_imagenet_r
+    from tools.dataset_tools.imagenet_layout import write_imagenet_r
     from drm_mm.datasets.imagenet_r import ImageNetR
     write_imagenet_r(ctx.tmp, list(imagenet_r_wnids()[:2]) + ['n99999999'],
                      per_class=1, size=(8, 8))
@@ -124,11 +124,18 @@ def _descriptions(ctx: Ctx, edit: Callable[[dict], None]):
 
 # --------------------------------------------------------- checkpoints
 
+def _toy_rn():
+    """The toy project's ResNet CLIP, another architecture than the tiny
+    ViT (importing the project registers drm-toy-rn with open_clip)."""
+    import projects.toy_world.toy_world  # noqa: F401
+    from drm_mm.models.clip.open_clip_model import OpenCLIP
+    return OpenCLIP(model_name='drm-toy-rn')
+
+
 def _two_architectures():
     from drm_mm.models.clip.open_clip_model import OpenCLIP
     vit = OpenCLIP(model_name='drm-tiny-vit').state_dict()
-    rn = OpenCLIP(model_name='drm-toy-rn').state_dict()
-    return vit, rn
+    return vit, _toy_rn().state_dict()
 
 
 def _wise_ft_mismatch(ctx: Ctx):
@@ -160,9 +167,7 @@ def _load_from_mismatch(ctx: Ctx):
 def _foreign_checkpoint(folder: Path) -> Path:
     """What a DRM run with the toy ResNet CLIP saves (another architecture
     than the tiny ViT of the smoke configs)."""
-    from drm_mm.models.clip.open_clip_model import OpenCLIP
-    toy_rn = OpenCLIP(model_name='drm-toy-rn')
-    state = {f'clip.{k}': v for k, v in toy_rn.state_dict().items()}
+    state = {f'clip.{k}': v for k, v in _toy_rn().state_dict().items()}
     path = folder / 'toy_rn_epoch_1.pth'
     torch.save(dict(state_dict=state, meta=dict(epoch=1, iter=1)), path)
     return path
@@ -176,9 +181,8 @@ def _clip(**kwargs):
 
 
 def _pretrained_mismatch(ctx: Ctx):
-    from drm_mm.models.clip.open_clip_model import OpenCLIP
     path = ctx.tmp / 'rn_weights.pt'
-    torch.save(OpenCLIP(model_name='drm-toy-rn').model.state_dict(), path)
+    torch.save(_toy_rn().model.state_dict(), path)
     return _clip(model_name='drm-tiny-vit', pretrained=str(path))
 
 

@@ -21,7 +21,7 @@ same model, batch and data, after warm-up, over several interleaved rounds
   and that a second run is a cache hit;
 * ``memory``: peak memory of a DRM train step with gradient checkpointing
   on vs off, and with AMP (bf16; on CUDA also fp16) vs fp32, measured in a
-  fresh process (see ``drm_mm.utils.benchmark_utils.MEMORY_METHODS``).
+  fresh process (see ``benchmark_utils.MEMORY_METHODS`` next to this tool).
 
     python tools/analysis/benchmark.py --quick            # tiny CLIP, ~30 s
     python tools/analysis/benchmark.py --arch ViT-B-16 --device cpu \\
@@ -256,7 +256,7 @@ class Bench:
                ratio: Optional[float], unit: str = '',
                goal: Optional[str] = None, met: Optional[bool] = None,
                note: str = '') -> None:
-        from drm_mm.utils.benchmark_utils import Figure
+        from benchmark_utils import Figure
         fig = Figure(name, numerator, denominator, ratio, unit, goal, met,
                      note)
         self.figures.append(fig.as_dict())
@@ -269,7 +269,7 @@ class Bench:
               clock: Optional[str] = None) -> Dict[str, dict]:
         """Interleaved timing; ``median_s`` by ``clock`` (default
         ``--clock``), both clocks' samples kept."""
-        from drm_mm.utils.benchmark_utils import interleaved_times
+        from benchmark_utils import interleaved_times
         raw = interleaved_times(
             variants, self.args.repeats if repeats is None else repeats,
             self.args.warmup if warmup is None else warmup, self.device)
@@ -277,7 +277,7 @@ class Bench:
 
     def summary(self, samples: Dict[str, list],
                 clock: Optional[str] = None) -> dict:
-        from drm_mm.utils.benchmark_utils import median
+        from benchmark_utils import median
         clock = clock or self.args.clock
         return dict(median_s=median(samples[clock]), clock=clock,
                     wall_s=samples['wall'], cpu_s=samples['cpu'],
@@ -365,7 +365,7 @@ def bench_engine(b: Bench) -> None:
     from torch.utils.data import DataLoader
 
     from drm_mm.engine.runners import DRMRunner
-    from drm_mm.utils.benchmark_utils import Stopwatch
+    from benchmark_utils import Stopwatch
     print('[engine] DRM (frozen text tower): MMEngine iteration vs plain '
           'PyTorch loop', flush=True)
     clip = b.clip(frozen_text=True)
@@ -652,7 +652,7 @@ def bench_pipeline(b: Bench) -> None:
 def bench_soft_labels(b: Bench) -> None:
     """The soft-label pass: images/s, and a second run hits the cache."""
     from drm_mm.engine.hooks.soft_label_cache_hook import SoftLabelCacheHook
-    from drm_mm.utils.benchmark_utils import Stopwatch
+    from benchmark_utils import Stopwatch
     paths = jpeg_paths(b)
     count = b.args.soft_label_images
     paths = (paths * (-(-count // len(paths))))[:count]
@@ -699,7 +699,7 @@ def bench_soft_labels(b: Bench) -> None:
 
 def bench_memory(b: Bench) -> None:
     """Peak memory of a DRM train step: grad checkpointing, AMP."""
-    from drm_mm.utils.benchmark_utils import (MEMORY_METHODS, Stopwatch,
+    from benchmark_utils import (MEMORY_METHODS, Stopwatch,
                                               peak_memory,
                                               prepare_rss_measurement)
     batch = b.args.memory_batch
@@ -810,7 +810,7 @@ def projection(b: Bench) -> dict:
     """FLOP model of DRM / FLYP with a training text tower: checked against
     the measured setting, then at all 182 classes for GPU batch sizes,
     padded vs trimmed cd prompts, 1 vs 8 GPUs (prompts sharded)."""
-    from drm_mm.utils.benchmark_utils import projected_step_ratio
+    from benchmark_utils import projected_step_ratio
     clip = b.clip(frozen_text=True)
 
     def caption_tokens(names: List[str]) -> int:

@@ -60,9 +60,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from drm_mm.datasets.classnames import iwildcam_categories
-    from drm_mm.datasets.wilds_layout import (tiny_fmow_samples,
-                                              tiny_iwildcam_samples,
-                                              write_fmow, write_iwildcam)
+    from wilds_layout import (tiny_fmow_samples, tiny_iwildcam_samples,
+                              write_fmow, write_iwildcam)
     root = osp.abspath(args.root)
     try:
         if 'iwildcam' in args.datasets:

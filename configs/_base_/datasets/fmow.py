@@ -1,4 +1,4 @@
-# WILDS FMoW v1.1 at 224 px (REFERENCE.md), split scheme time_after_2016:
+# WILDS FMoW v1.1 at 224 px (docs/method.md), split scheme time_after_2016:
 # train / id_val / id_test before 2013, val 2013-2015, test 2016 onwards.
 # OOD metric: worst-region accuracy (5 regions, "Other" excluded).
 # Data: <data_root>/fmow_v1.1/ (wilds layout). Get it with

@@ -1,4 +1,6 @@
-# WILDS FMoW at 336 px (ViT-L/14@336).
+# WILDS FMoW at 336 px (ViT-L/14@336): ./fmow.py with every size set to
+# 336. MMEngine replaces lists as a whole, so the two pipelines are
+# restated with the new size; every split of the base gets them.
 _base_ = ['./fmow.py']
 image_size = 336
 train_pipeline = [
@@ -18,9 +20,7 @@ test_pipeline = [
                                        'year')),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(id_val=dict(dataset=dict(pipeline=test_pipeline)))
-test_dataloader = dict(
-    id_val=dict(dataset=dict(pipeline=test_pipeline)),
-    id_test=dict(dataset=dict(pipeline=test_pipeline)),
-    val=dict(dataset=dict(pipeline=test_pipeline)),
-    test=dict(dataset=dict(pipeline=test_pipeline)))
+val_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
+                  for split in ('id_val',)}
+test_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
+                   for split in ('id_val', 'id_test', 'val', 'test')}

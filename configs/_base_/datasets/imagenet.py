@@ -1,4 +1,4 @@
-# ImageNet-1k and its shifted variants at 224 px (REFERENCE.md): model
+# ImageNet-1k and its shifted variants at 224 px (docs/method.md): model
 # selection on ImageNet val; OOD: V2 (matched frequency), R and A (200-class
 # subsets, logits restricted before the softmax), Sketch and ObjectNet (113
 # classes folded from ImageNet logits, 1-px border crop).

@@ -1,4 +1,4 @@
-# WILDS iWildCam v2.0 at 224 px (REFERENCE.md): train / id_val / id_test /
+# WILDS iWildCam v2.0 at 224 px (docs/method.md): train / id_val / id_test /
 # val (OOD) / test (OOD). Model selection on id_val macro-F1; one
 # `tools/test.py` call reports every split.
 # Data: <data_root>/iwildcam_v2.0/ (wilds layout). Get it with

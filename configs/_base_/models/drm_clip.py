@@ -1,4 +1,4 @@
-# DRM on an open_clip CLIP (DESIGN.md §1). Dataset configs set classnames,
+# DRM on an open_clip CLIP (docs/method.md). Dataset configs set classnames,
 # templates and descriptions; drm/ configs pick the architecture.
 model = dict(
     type='DRMClassifier',

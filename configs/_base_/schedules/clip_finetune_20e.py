@@ -1,4 +1,4 @@
-# FLYP / DRM fine-tuning recipe for WILDS (REFERENCE.md): AdamW, lr 1e-5,
+# FLYP / DRM fine-tuning recipe for WILDS (docs/method.md): AdamW, lr 1e-5,
 # weight decay 0.2, 500 warm-up iterations then cosine decay, 20 epochs,
 # global batch 256 (see auto_scale_lr).
 optim_wrapper = dict(

@@ -1,4 +1,4 @@
-# FLYP / DRM fine-tuning recipe for ImageNet (REFERENCE.md): AdamW, lr 1e-5,
+# FLYP / DRM fine-tuning recipe for ImageNet (docs/method.md): AdamW, lr 1e-5,
 # weight decay 0.1, 500 warm-up iterations then cosine decay, 10 epochs,
 # global batch 512.
 _base_ = ['./clip_finetune_20e.py']

@@ -1,7 +1,7 @@
 """``DRMClassifier``: CLIP fine-tuned with Dual Risk Minimization.
 
 One MMPretrain-style classifier for DRM and its baselines, selected by
-config values (DESIGN.md §1):
+config values (docs/method.md):
 
 =============  =====================================================
 zero-shot      no training; ``head.beta`` picks df / cd / mixture

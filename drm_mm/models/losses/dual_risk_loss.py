@@ -1,4 +1,4 @@
-"""``DualRiskLoss``: L = L_ERM + λ · L_WRM (DESIGN.md §1).
+"""``DualRiskLoss``: L = L_ERM + λ · L_WRM (docs/method.md).
 
 L_ERM is FLYP's contrastive image<->df-caption loss (``erm='contrastive'``)
 or cross-entropy on the df logits (``erm='ce'``); L_WRM is the soft

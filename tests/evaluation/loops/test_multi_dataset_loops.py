@@ -18,8 +18,8 @@ import drm_mm.evaluation.loops  # noqa: F401  registers the loops
 import drm_mm.evaluation.metrics  # noqa: F401  registers the metrics
 from drm_mm.datasets.classnames import (class_subset_indices,
                                         imagenet_r_wnids, iwildcam_categories)
-from drm_mm.datasets.imagenet_layout import write_imagenet_r
-from drm_mm.datasets.wilds_layout import random_image, write_iwildcam
+from tools.dataset_tools.imagenet_layout import write_imagenet_r
+from tools.dataset_tools.wilds_layout import random_image, write_iwildcam
 from drm_mm.engine.runners import DRMRunner
 from drm_mm.evaluation.loops import MultiDatasetTestLoop, MultiDatasetValLoop
 

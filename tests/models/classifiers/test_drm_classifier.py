@@ -275,8 +275,8 @@ def test_dataset_keys_resolve_names_templates_and_shipped_descriptions():
 def _fake_iwildcam(root):
     """A tiny iWildCam in the WILDS layout with real category names."""
     from drm_mm.datasets.classnames import iwildcam_categories
-    from drm_mm.datasets.wilds_layout import (tiny_iwildcam_samples,
-                                              write_iwildcam)
+    from tools.dataset_tools.wilds_layout import (tiny_iwildcam_samples,
+                                                  write_iwildcam)
     categories = [(r.y, r.category_id, r.name)
                   for r in iwildcam_categories()[:6]]
     write_iwildcam(root, tiny_iwildcam_samples(seed=0, n_classes=6,
