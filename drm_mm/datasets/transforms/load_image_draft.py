@@ -50,15 +50,18 @@ _SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 class ImageTooLargeError(ValueError):
     """An image has more pixels than allowed (maybe a decompression bomb)."""
 
-    def __init__(self, path: str, size: str, limit: int) -> None:
-        self.path, self.size, self.limit = str(path), size, int(limit)
+    def __init__(self, path: str, pixels: int, limit: int,
+                 setting: str = 'LoadImageDraft(max_pixels=...)') -> None:
+        self.path, self.pixels, self.limit = str(path), int(pixels), limit
+        self.setting = setting
         super().__init__(
-            f'image {self.path} is {size} pixels, more than max_pixels='
-            f'{self.limit} (maybe a decompression bomb): remove the file or '
-            f'raise LoadImageDraft(max_pixels=...).')
+            f'image {self.path} has {self.pixels} pixels, more than the '
+            f'limit of {limit} (maybe a decompression bomb): remove the file '
+            f'or raise {setting}.')
 
     def __reduce__(self):
-        return (type(self), (self.path, self.size, self.limit))
+        return (type(self), (self.path, self.pixels, self.limit,
+                             self.setting))
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -168,7 +171,7 @@ class LoadImageDraft(BaseTransform):
             with Image.open(io.BytesIO(img_bytes)) as image:
                 ori_w, ori_h = image.size
                 if ori_w * ori_h > self.max_pixels:
-                    raise ImageTooLargeError(path, f'{ori_w} x {ori_h}',
+                    raise ImageTooLargeError(path, ori_w * ori_h,
                                              self.max_pixels)
                 if self.min_size is not None and image.format == 'JPEG':
                     req_w, req_h = self._requested_size(ori_w, ori_h)
@@ -180,9 +183,13 @@ class LoadImageDraft(BaseTransform):
                 array = _to_rgb_array(image)
         except ImageTooLargeError:
             raise
-        except Image.DecompressionBombError as err:  # PIL's own limit
-            raise ImageTooLargeError(path, str(err).split(' pixels')[0].split(
-                'Image size (')[-1], 2 * Image.MAX_IMAGE_PIXELS) from None
+        except Image.DecompressionBombError as err:  # PIL checks first
+            pixels = int(str(err).split('(')[1].split()[0])
+            if pixels > self.max_pixels:
+                raise ImageTooLargeError(path, pixels,
+                                         self.max_pixels) from None
+            raise ImageTooLargeError(path, pixels, 2 * Image.MAX_IMAGE_PIXELS,
+                                     'PIL.Image.MAX_IMAGE_PIXELS') from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise CorruptImageError(path, err) from err
         if self.channel_order == 'bgr':
