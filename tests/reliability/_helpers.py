@@ -253,7 +253,7 @@ def toy_runner(work_dir: Path, max_epochs: int = 3, resume: bool = False,
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1,
+            checkpoint=dict(dict(type='CheckpointHook', interval=1),
                             **(checkpoint or {})),
             logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=list(custom_hooks),
