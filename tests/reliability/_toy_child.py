@@ -3,6 +3,8 @@ point: ``python _toy_child.py WORK_DIR KIND ARG CHECKPOINT_JSON``.
 
 KIND ``write``: killed halfway through the ARG-th checkpoint write whose
 file name contains the prefix before ':' in ARG (``epoch_:2``);
+``before_removal``: killed before the ARG-th removal of an outdated
+checkpoint (the new one is complete);
 ``val``: killed in the validation of epoch ARG; ``none``: not killed. With
 ``score`` in the checkpoint dict every validation is a new best.
 """
@@ -19,6 +21,8 @@ import _helpers as H
 
 
 def die_on_write(pattern: str, nth: int):
+    """SIGKILL halfway through the nth write whose file name contains
+    ``pattern``."""
     real = runner_module.save_checkpoint
     seen = []
 
@@ -34,6 +38,22 @@ def die_on_write(pattern: str, nth: int):
     return save
 
 
+def die_before_removal(nth: int) -> None:
+    """SIGKILL when AtomicCheckpointHook is about to remove an outdated
+    checkpoint for the nth time (the new one is complete)."""
+    from drm_mm.engine.hooks import AtomicCheckpointHook
+    real = AtomicCheckpointHook._remove
+    calls = []
+
+    def remove(self, runner, path):
+        calls.append(path)
+        if len(calls) == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, runner, path)
+
+    AtomicCheckpointHook._remove = remove
+
+
 class KillInValidation(Hook):
 
     def __init__(self, epoch: int) -> None:
@@ -45,15 +65,6 @@ class KillInValidation(Hook):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class IncreasingScore(Hook):
-    """``score`` = epoch: every validation is a new best."""
-
-    priority = 'HIGHEST'
-
-    def after_val_epoch(self, runner, metrics=None):
-        metrics['score'] = float(runner.epoch)
-
-
 def main() -> None:
     work_dir, kind, arg, checkpoint = sys.argv[1:5]
     checkpoint = json.loads(checkpoint)
@@ -61,10 +72,12 @@ def main() -> None:
     if kind == 'write':
         pattern, nth = arg.split(':')
         runner_module.save_checkpoint = die_on_write(pattern, int(nth))
+    elif kind == 'before_removal':
+        die_before_removal(int(arg))
     elif kind == 'val':
         hooks.append(KillInValidation(int(arg)))
     if checkpoint.get('save_best') == 'score':
-        hooks.append(IncreasingScore())
+        hooks.append(H.IncreasingScore())
     H.toy_runner(Path(work_dir), checkpoint=checkpoint,
                  custom_hooks=hooks).train()
 

@@ -52,6 +52,33 @@ def test_kill_while_writing_best_checkpoint_keeps_the_previous_best(
     assert checkpoint_problem(str(work / 'best_score_epoch_1.pth')) is None
 
 
+def test_kill_after_write_before_removal_cleans_up_on_resume(tmp_path):
+    work = tmp_path / 'run'
+    assert H.toy_child(work, 'before_removal', '1',
+                       KEEP_1) == -signal.SIGKILL
+    assert _pth(work) == ['epoch_1.pth', 'epoch_2.pth']
+    resumed = H.toy_runner(work, resume=True, checkpoint=KEEP_1)
+    resumed.load_or_resume()
+    resumed.train()
+    assert _pth(work) == ['epoch_3.pth']  # epoch_1.pth went on resume
+
+
+def test_kill_before_old_best_is_removed_cleans_up_on_resume(tmp_path):
+    work = tmp_path / 'run'
+    best = dict(max_keep_ckpts=1, save_best='score', rule='greater')
+    # 1st removal: epoch_1.pth; 2nd: best_score_epoch_1.pth, after
+    # epoch_2.pth was saved again with the new best
+    assert H.toy_child(work, 'before_removal', '2', best) == -signal.SIGKILL
+    assert _pth(work) == ['best_score_epoch_1.pth', 'best_score_epoch_2.pth',
+                          'epoch_2.pth']
+    resumed = H.toy_runner(work, resume=True, checkpoint=best,
+                           custom_hooks=[H.IncreasingScore()])
+    resumed.train()
+    assert ('Removed the outdated best checkpoint '
+            f'{work / "best_score_epoch_1.pth"}.') in _log(resumed, work)
+    assert _pth(work) == ['best_score_epoch_3.pth', 'epoch_3.pth']
+
+
 def test_disk_full_during_write_leaves_no_tmp_and_the_old_checkpoint(
         tmp_path, monkeypatch):
     work = tmp_path / 'run'

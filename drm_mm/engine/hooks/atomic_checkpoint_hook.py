@@ -26,12 +26,27 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_train(self, runner: Any) -> None:
         super().before_train(runner)
-        if is_main_process() and '://' not in str(self.out_dir):
-            for path in glob.glob(osp.join(str(self.out_dir), '*.pth.tmp')):
-                os.remove(path)
-                runner.logger.info(
-                    f'Removed {path}, left by an interrupted checkpoint '
-                    'write.')
+        if not is_main_process() or '://' in str(self.out_dir):
+            return
+        for path in glob.glob(osp.join(str(self.out_dir), '*.pth.tmp')):
+            os.remove(path)
+            runner.logger.info(f'Removed {path}, left by an interrupted '
+                               'checkpoint write.')
+        # a previous best whose removal a kill interrupted
+        current = ({None: self.best_ckpt_path} if self.save_best and len(
+            self.key_indicators) == 1 else dict(
+                getattr(self, 'best_ckpt_path_dict', None) or {}))
+        for key, best in current.items():
+            if not best:
+                continue
+            indicator = self.key_indicators[0] if key is None else key
+            prefix = f'best_{indicator}_'.replace('/', '_')
+            for path in glob.glob(osp.join(str(self.out_dir),
+                                           f'{glob.escape(prefix)}*.pth')):
+                if osp.basename(path) != osp.basename(best):
+                    os.remove(path)
+                    runner.logger.info(f'Removed the outdated best '
+                                       f'checkpoint {path}.')
 
     def _remove(self, runner: Any, path: str) -> None:
         if not is_main_process() or not path:
@@ -43,16 +58,37 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def _save_checkpoint_with_step(self, runner: Any, step: int,
                                    meta: dict) -> None:
+        """MMEngine's method with the removal after the write. The written
+        checkpoint still lists the outdated ids in ``keep_ckpt_ids``: if
+        the run is killed before they are removed, MMEngine's
+        ``before_train`` removes them on resume."""
         outdated: List[int] = []
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
                                             self.keep_ckpt_ids[-1] == step):
-            # leave room so that MMEngine's method removes nothing itself
             while len(self.keep_ckpt_ids) >= self.max_keep_ckpts:
                 outdated.append(self.keep_ckpt_ids.popleft())
-        super()._save_checkpoint_with_step(runner, step, meta)
-        for old in outdated:
-            self._remove(runner, self.file_backend.join_path(
-                self.out_dir, self.filename_tmpl.format(old)))
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info(
+                'keep_ckpt_ids', outdated + list(self.keep_ckpt_ids))
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir,
+                                                     ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, ckpt_filename, self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta,
+            by_epoch=self.by_epoch, backend_args=self.backend_args,
+            **self.args)
+        if is_main_process():
+            with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(self.last_ckpt)
+            for old in outdated:
+                self._remove(runner, self.file_backend.join_path(
+                    self.out_dir, self.filename_tmpl.format(old)))
+        if self.max_keep_ckpts > 0:
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(self.keep_ckpt_ids))
 
     def _save_best_checkpoint(self, runner: Any, metrics: dict) -> None:
         if not self.save_best:
