@@ -105,8 +105,8 @@ def test_description_file_limits(tmp_path):
 def test_lambda_must_be_a_finite_number(value):
     with pytest.raises(ValueError) as err:
         DualRiskLoss(wrm_weight=value)
-    assert str(err.value) == ('DualRiskLoss.wrm_weight (lambda) must be a '
-                              f'finite number >= 0, got {value!r}.')
+    assert str(err.value) == ('DualRiskLoss.wrm_weight (lambda) must be >= 0 '
+                              f'and a finite number, got {value!r}.')
 
 
 def test_max_epochs_zero_is_a_clear_error(tmp_path):

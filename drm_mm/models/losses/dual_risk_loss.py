@@ -57,8 +57,8 @@ class DualRiskLoss(nn.Module):
         if (isinstance(wrm_weight, bool)
                 or not isinstance(wrm_weight, numbers.Real)
                 or not math.isfinite(wrm_weight) or wrm_weight < 0):
-            raise ValueError(f'DualRiskLoss.wrm_weight (lambda) must be a '
-                             f'finite number >= 0, got {wrm_weight!r}.')
+            raise ValueError(f'DualRiskLoss.wrm_weight (lambda) must be >= 0 '
+                             f'and a finite number, got {wrm_weight!r}.')
         if not 0 <= label_smoothing < 1:
             raise ValueError(f'DualRiskLoss.label_smoothing must be in [0, 1)'
                              f', got {label_smoothing}.')
