@@ -376,6 +376,6 @@ __all__: Sequence[str] = [
     'tiny_class_setup', 'write_config', 'train_env', 'start_train',
     'finish', 'run_train', 'run_dist_train', 'scalar_rows',
     'load_checkpoint', 'max_abs_diff', 'tensors_equal', 'read_jsonl',
-    'files_named', 'tail', 'free_port', 'ToyPoints', 'toy_runner', 'IncreasingScore',
-    'toy_child', 'zip_member_offset', 'flip_byte'
+    'files_named', 'tail', 'free_port', 'ToyPoints', 'toy_runner',
+    'IncreasingScore', 'toy_child', 'zip_member_offset', 'flip_byte'
 ]

@@ -9,5 +9,6 @@ from .soft_label_cache_hook import (SoftLabelCacheHook, dataset_fingerprint,
 __all__ = [
     'AtomicCheckpointHook', 'ClassConsistencyHook', 'ClassMismatchError',
     'class_mismatch', 'DivergenceError', 'DivergenceGuardHook',
-    'SoftLabelCacheHook', 'dataset_fingerprint', 'find_pipeline', 'weights_digest'
+    'SoftLabelCacheHook', 'dataset_fingerprint', 'find_pipeline',
+    'weights_digest'
 ]
