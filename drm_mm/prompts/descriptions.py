@@ -21,6 +21,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 #: Folder of the shipped description files (``iwildcam.json`` ...).
 PROMPTS_DIR = Path(__file__).resolve().parent
+#: Default limits of a description file: its size and its number of
+#: descriptions (all classes together; each is encoded by the text tower).
+MAX_DESCRIPTION_BYTES = 32 * 2**20
+MAX_DESCRIPTION_ENTRIES = 50_000
 
 DescriptionSource = Union[str, os.PathLike, Mapping[str, Any]]
 
@@ -100,9 +104,25 @@ def _no_duplicate_keys(where: str):
     return hook
 
 
-def read_description_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Parse a description JSON file (no validation against classes)."""
+def _count_entries(data: Mapping) -> int:
+    return sum(len(v) if isinstance(v, list) else 1 for v in data.values())
+
+
+def read_description_file(path: Union[str, os.PathLike],
+                          max_bytes: int = MAX_DESCRIPTION_BYTES,
+                          max_entries: int = MAX_DESCRIPTION_ENTRIES
+                          ) -> Dict[str, Any]:
+    """Parse a description JSON file (no validation against classes).
+
+    Files over ``max_bytes`` or with more than ``max_entries`` descriptions
+    are refused before they can exhaust memory.
+    """
     path = resolve_description_path(path)
+    size = osp.getsize(path)
+    if size > max_bytes:
+        raise InvalidDescriptionError(
+            f'{path}: {size} bytes, more than the limit of {max_bytes} '
+            f'(max_bytes); a description file is a few hundred KB.')
     try:
         with open(path, encoding='utf-8') as f:
             data = json.load(f, object_pairs_hook=_no_duplicate_keys(
@@ -111,10 +131,23 @@ def read_description_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         raise InvalidDescriptionError(
             f'{path}: not valid JSON ({err.msg} at line {err.lineno}, column '
             f'{err.colno}).') from None
+    except UnicodeDecodeError as err:
+        raise InvalidDescriptionError(
+            f'{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at '
+            f'offset {err.start}); save it as UTF-8 JSON.') from None
+    except RecursionError:
+        raise InvalidDescriptionError(
+            f'{path}: JSON nested too deeply; the file must map class names '
+            f'to strings or lists of strings.') from None
     if not isinstance(data, dict):
         raise InvalidDescriptionError(
             f'{path}: the top level must be an object mapping class names to '
             f'descriptions, got {type(data).__name__}.')
+    entries = _count_entries(data)
+    if entries > max_entries:
+        raise InvalidDescriptionError(
+            f'{path}: {entries} descriptions, more than the limit of '
+            f'{max_entries} (max_entries).')
     return data
 
 
@@ -132,7 +165,10 @@ def _as_list(key: str, value: Any, where: str) -> List[str]:
 def load_descriptions(source: DescriptionSource,
                       classnames: Sequence[str],
                       class_keys: Optional[Sequence[str]] = None,
-                      allow_extra_keys: bool = False) -> List[List[str]]:
+                      allow_extra_keys: bool = False,
+                      max_bytes: int = MAX_DESCRIPTION_BYTES,
+                      max_entries: int = MAX_DESCRIPTION_ENTRIES
+                      ) -> List[List[str]]:
     """Descriptions per class, in the order of ``classnames``.
 
     Args:
@@ -143,6 +179,8 @@ def load_descriptions(source: DescriptionSource,
             unique (default: the class names themselves).
         allow_extra_keys: warn about keys that are no class instead of
             raising. A class without a description is always an error.
+        max_bytes, max_entries: limits of the file (see
+            :func:`read_description_file`).
 
     Raises:
         MissingDescriptionError, EmptyDescriptionError,
@@ -153,7 +191,7 @@ def load_descriptions(source: DescriptionSource,
         data, where = dict(source), 'descriptions (dict)'
     else:
         where = str(resolve_description_path(source))
-        data = read_description_file(source)
+        data = read_description_file(source, max_bytes, max_entries)
     keys = list(classnames if class_keys is None else class_keys)
     if len(keys) != len(classnames):
         raise DescriptionError(

@@ -225,4 +225,4 @@ def test_all_registered():
     for name in ('ImageNetFolder', 'ImageNetV2', 'ImageNetSketch',
                  'ImageNetR', 'ImageNetA', 'ObjectNet', 'WILDSIWildCam',
                  'WILDSFMoW'):
-        assert DATASETS.get(name) is not None, name
+        assert DATASETS.get(name).__name__ == name, name

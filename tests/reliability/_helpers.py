@@ -179,6 +179,136 @@ def run_dist_train(config: Path, work_dir: Path, gpus: int, *args: str,
 
 
 # --------------------------------------------------------------------------
+# an in-process toy run (fast checks of checkpoint and validation logic)
+
+class ToyPoints(torch.utils.data.Dataset):
+    """16 fixed 4-d points, labels alternate 0 / 1."""
+
+    metainfo: dict = {}
+
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, idx: int) -> dict:
+        g = torch.Generator().manual_seed(idx)
+        return dict(inputs=torch.randn(4, generator=g),
+                    labels=torch.tensor(idx % 2))
+
+
+def _toy_model():
+    from mmengine.model import BaseModel
+
+    class ToyLinear(BaseModel):
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, inputs, labels, mode='tensor'):
+            logits = self.fc(inputs)
+            if mode == 'loss':
+                return dict(
+                    loss=torch.nn.functional.cross_entropy(logits, labels))
+            if mode == 'predict':
+                return list(zip(logits.argmax(1).tolist(), labels.tolist()))
+            return logits
+
+    return ToyLinear()
+
+
+def _toy_metric():
+    from mmengine.evaluator import BaseMetric
+
+    class ToyAccuracy(BaseMetric):
+
+        def process(self, data_batch, data_samples) -> None:
+            self.results.extend(data_samples)
+
+        def compute_metrics(self, results) -> dict:
+            return dict(acc=sum(p == y for p, y in results) / len(results))
+
+    return ToyAccuracy()
+
+
+class IncreasingScore(Hook):
+    """Adds ``score`` = epoch to the metrics: every validation is a new
+    best for ``save_best='score'``."""
+
+    priority = 'HIGHEST'
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        metrics['score'] = float(runner.epoch)
+
+
+_TOY_IDS = iter(range(10**6))
+
+
+def toy_runner(work_dir: Path, max_epochs: int = 3, resume: bool = False,
+               checkpoint: Optional[dict] = None,
+               custom_hooks: Sequence = (), lr: float = 0.5):
+    """A DRMRunner on :class:`ToyPoints` (4 iterations per epoch) with a
+    validation each epoch and a local scalars.json."""
+    from drm_mm.engine.runners import DRMRunner
+    torch.manual_seed(0)
+    loader = dict(dataset=ToyPoints(), batch_size=4,
+                  sampler=dict(type='DefaultSampler', shuffle=True),
+                  collate_fn=dict(type='default_collate'))
+    name = f'toy_reliability_{os.getpid()}_{next(_TOY_IDS)}'
+    return DRMRunner(
+        model=_toy_model(), work_dir=str(work_dir),
+        train_dataloader=loader,
+        val_dataloader=dict(loader, sampler=dict(type='DefaultSampler',
+                                                 shuffle=False)),
+        val_evaluator=[_toy_metric()], val_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(
+            checkpoint=dict(dict(type='CheckpointHook', interval=1),
+                            **(checkpoint or {})),
+            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=list(custom_hooks),
+        visualizer=dict(type='Visualizer', name=name,
+                        vis_backends=[dict(type='LocalVisBackend')]),
+        randomness=dict(seed=0, deterministic=True), resume=resume,
+        default_scope='drm_mm', experiment_name=name)
+
+
+def toy_child(work_dir: Path, kind: str, arg: str = '',
+              checkpoint: Optional[dict] = None) -> int:
+    """``_toy_child.py``: a toy run killed at one point; its return code."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / '_toy_child.py'), str(work_dir), kind,
+         arg, json.dumps(checkpoint or {})],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=train_env(),
+        timeout=300)
+    if proc.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(proc.stdout.decode(errors='replace')[-3000:])
+    return proc.returncode
+
+
+def zip_member_offset(path: Path, suffix: str) -> Tuple[int, int]:
+    """(offset of the data, size) of the zip member ending in ``suffix``."""
+    import struct
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist()
+                    if i.filename.endswith(suffix))
+    with open(path, 'rb') as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+    name_len, extra_len = struct.unpack('<HH', header[26:30])
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def flip_byte(path: Path, suffix: str, at: int = 0) -> None:
+    """Invert one byte of the zip member ending in ``suffix``."""
+    start, size = zip_member_offset(path, suffix)
+    data = bytearray(path.read_bytes())
+    data[start + min(at, size - 1)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# --------------------------------------------------------------------------
 # results
 
 def scalar_rows(work_dir: Path) -> Dict[Tuple[str, int], dict]:
@@ -246,5 +376,6 @@ __all__: Sequence[str] = [
     'tiny_class_setup', 'write_config', 'train_env', 'start_train',
     'finish', 'run_train', 'run_dist_train', 'scalar_rows',
     'load_checkpoint', 'max_abs_diff', 'tensors_equal', 'read_jsonl',
-    'files_named', 'tail', 'free_port'
+    'files_named', 'tail', 'free_port', 'ToyPoints', 'toy_runner',
+    'IncreasingScore', 'toy_child', 'zip_member_offset', 'flip_byte'
 ]

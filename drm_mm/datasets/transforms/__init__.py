@@ -1,5 +1,8 @@
 """Data transforms of drm_mm (registered in ``drm_mm.registry.TRANSFORMS``)."""
 from .crop_border import CropBorder
-from .load_image_draft import CorruptImageError, LoadImageDraft
+from .load_image_draft import (CorruptImageError, ImageTooLargeError,
+                               LoadImageDraft)
 
-__all__ = ['CorruptImageError', 'CropBorder', 'LoadImageDraft']
+__all__ = [
+    'CorruptImageError', 'CropBorder', 'ImageTooLargeError', 'LoadImageDraft'
+]

@@ -4,8 +4,11 @@ iWildCam images are ~1920x1080 JPEGs that the pipeline shrinks to 224 px:
 a JPEG decoder can produce 1/2, 1/4 or 1/8 of the size directly from the DCT
 coefficients (PIL ``Image.draft``), several times faster than a full decode.
 Other formats (PNG...) and ``min_size=None`` are decoded exactly.
-Truncated or corrupt files raise :class:`CorruptImageError` naming the file
-(datasets with ``skip_corrupt=True`` skip such samples).
+Truncated, corrupt or empty files raise :class:`CorruptImageError` naming
+the file (datasets with ``skip_corrupt=True`` skip such samples); an image
+of more than ``max_pixels`` pixels (a decompression bomb) raises
+:class:`ImageTooLargeError` before it is decoded. 16-bit greyscale images
+are scaled to 8 bit (not clipped).
 """
 from __future__ import annotations
 
@@ -38,6 +41,39 @@ class CorruptImageError(OSError):
         return (type(self), (self.path, self.reason))
 
 
+#: Default ``max_pixels``: 100 megapixels (a 300 MB RGB array).
+DEFAULT_MAX_PIXELS = 100_000_000
+
+_SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
+
+
+class ImageTooLargeError(ValueError):
+    """An image has more pixels than allowed (maybe a decompression bomb)."""
+
+    def __init__(self, path: str, pixels: int, limit: int,
+                 setting: str = 'LoadImageDraft(max_pixels=...)') -> None:
+        self.path, self.pixels, self.limit = str(path), int(pixels), limit
+        self.setting = setting
+        super().__init__(
+            f'image {self.path} has {self.pixels} pixels, more than the '
+            f'limit of {limit} (maybe a decompression bomb): remove the file '
+            f'or raise {setting}.')
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.pixels, self.limit,
+                             self.setting))
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """H x W x 3 uint8 RGB; 16-bit greyscale scaled by 255 / 65535."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        grey = np.asarray(image).astype(np.float64) / 257.0
+        grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    rgb = image if image.mode == 'RGB' else image.convert('RGB')
+    return np.asarray(rgb)
+
+
 @TRANSFORMS.register_module()
 class LoadImageDraft(BaseTransform):
     """Load ``results['img_path']`` with PIL, JPEGs maybe at reduced scale.
@@ -60,6 +96,9 @@ class LoadImageDraft(BaseTransform):
         exif_transpose: apply the EXIF orientation tag (mmcv does; the WILDS
             and torchvision PIL loaders do not).
         backend_args: MMEngine file backend arguments (e.g. for petrel/S3).
+        max_pixels: refuse images of more pixels (width x height) before
+            decoding them; default :data:`DEFAULT_MAX_PIXELS` (100 M).
+            PIL's own limit (``Image.MAX_IMAGE_PIXELS``) applies as well.
 
     Added keys: ``img``, ``img_shape`` (decoded H, W), ``ori_shape`` (H, W of
     the file), ``draft_scale`` (1, 2, 4 or 8: file size / decoded size).
@@ -70,7 +109,13 @@ class LoadImageDraft(BaseTransform):
                  channel_order: str = 'bgr',
                  to_float32: bool = False,
                  exif_transpose: bool = False,
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        if isinstance(max_pixels, bool) or not isinstance(
+                max_pixels, (int, np.integer)) or max_pixels < 1:
+            raise ValueError(f'LoadImageDraft: max_pixels must be a positive '
+                             f'integer, got {max_pixels!r}.')
+        self.max_pixels = int(max_pixels)
         self.min_size = self._check_min_size(min_size)
         if channel_order not in ('bgr', 'rgb'):
             raise ValueError(f'LoadImageDraft: channel_order must be "bgr" or '
@@ -119,9 +164,15 @@ class LoadImageDraft(BaseTransform):
     def transform(self, results: dict) -> dict:
         path = results['img_path']
         img_bytes = fileio.get(path, backend_args=self.backend_args)
+        if not img_bytes:
+            raise CorruptImageError(path, EOFError('the file is empty (0 '
+                                                   'bytes)'))
         try:
             with Image.open(io.BytesIO(img_bytes)) as image:
                 ori_w, ori_h = image.size
+                if ori_w * ori_h > self.max_pixels:
+                    raise ImageTooLargeError(path, ori_w * ori_h,
+                                             self.max_pixels)
                 if self.min_size is not None and image.format == 'JPEG':
                     req_w, req_h = self._requested_size(ori_w, ori_h)
                     if req_w < ori_w and req_h < ori_h:
@@ -129,10 +180,17 @@ class LoadImageDraft(BaseTransform):
                 image.load()  # raises on a truncated / corrupt file
                 if self.exif_transpose:
                     image = ImageOps.exif_transpose(image)
-                rgb = image if image.mode == 'RGB' else image.convert('RGB')
-                array = np.asarray(rgb)
-        except (OSError, SyntaxError, ValueError, EOFError,
-                Image.DecompressionBombError) as err:
+                array = _to_rgb_array(image)
+        except ImageTooLargeError:
+            raise
+        except Image.DecompressionBombError as err:  # PIL checks first
+            pixels = int(str(err).split('(')[1].split()[0])
+            if pixels > self.max_pixels:
+                raise ImageTooLargeError(path, pixels,
+                                         self.max_pixels) from None
+            raise ImageTooLargeError(path, pixels, 2 * Image.MAX_IMAGE_PIXELS,
+                                     'PIL.Image.MAX_IMAGE_PIXELS') from None
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise CorruptImageError(path, err) from err
         if self.channel_order == 'bgr':
             array = array[..., ::-1]
@@ -150,4 +208,5 @@ class LoadImageDraft(BaseTransform):
                 f"channel_order='{self.channel_order}', "
                 f'to_float32={self.to_float32}, '
                 f'exif_transpose={self.exif_transpose}, '
-                f'backend_args={self.backend_args})')
+                f'backend_args={self.backend_args}, '
+                f'max_pixels={self.max_pixels})')

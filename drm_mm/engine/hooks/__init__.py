@@ -1,9 +1,14 @@
 """Hooks of drm_mm (registered in ``drm_mm.registry.HOOKS``)."""
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .class_consistency_hook import (ClassConsistencyHook,
+                                     ClassMismatchError, class_mismatch)
 from .divergence_guard_hook import DivergenceError, DivergenceGuardHook
 from .soft_label_cache_hook import (SoftLabelCacheHook, dataset_fingerprint,
                                     find_pipeline, weights_digest)
 
 __all__ = [
-    'DivergenceError', 'DivergenceGuardHook', 'SoftLabelCacheHook',
-    'dataset_fingerprint', 'find_pipeline', 'weights_digest'
+    'AtomicCheckpointHook', 'ClassConsistencyHook', 'ClassMismatchError',
+    'class_mismatch', 'DivergenceError', 'DivergenceGuardHook',
+    'SoftLabelCacheHook', 'dataset_fingerprint', 'find_pipeline',
+    'weights_digest'
 ]

@@ -1,5 +1,6 @@
 """``DivergenceGuardHook``: stop (or skip the step) when the loss is NaN/inf,
 before the bad gradients touch the weights."""
+import os.path as osp
 from typing import Any, Optional
 
 import torch
@@ -14,6 +15,15 @@ ACTIONS = ('stop', 'skip')
 
 class DivergenceError(RuntimeError):
     """Training stopped because the loss became NaN or infinite."""
+
+
+def _last_good(runner: Any) -> str:
+    """Where the last good weights are, for the error message."""
+    last = runner.message_hub.get_info('last_ckpt')
+    if last and osp.isfile(last):
+        return f'the last checkpoint, {last}, is the last good one'
+    return (f'no checkpoint was saved yet (nothing to resume from in '
+            f'{runner.work_dir})')
 
 
 @HOOKS.register_module()
@@ -69,10 +79,9 @@ class DivergenceGuardHook(Hook):
                                          and hook.skipped >= hook.max_skips):
                 raise DivergenceError(
                     f'Loss became {float(loss.detach().float().sum())} at '
-                    f'{where}; training stopped before the update, so the '
-                    f'last checkpoint in {runner.work_dir} is the last good '
-                    f'one. Lower the learning rate, enable gradient '
-                    f'clipping (optim_wrapper.clip_grad) or use '
+                    f'{where}; training stopped before the update, so '
+                    f'{_last_good(runner)}. Lower the learning rate, enable '
+                    f'gradient clipping (optim_wrapper.clip_grad) or use '
                     f"DivergenceGuardHook(action='skip').")
             hook.skipped += 1
             wrapper.zero_grad()

@@ -19,13 +19,22 @@ With ``num_workers > 0`` the augmentations run in worker processes whose
 random state depends on the batches they served before; after a mid-epoch
 resume those draws differ from an uninterrupted run (the data order does
 not). Bitwise-identical resume therefore needs ``num_workers=0``.
+
+A run killed during the validation of epoch N resumes from the checkpoint
+of epoch N, written before that validation; MMEngine would go on with epoch
+N + 1 and that validation (its log row, its best checkpoint) would be lost.
+This loop records each finished validation in ``<work_dir>/last_validation``
+and runs a pending one first on resume.
 """
 import logging
+import os
+import os.path as osp
 import random
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
@@ -76,6 +85,10 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
                  val_interval: int = 1,
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None,
                  reseed_every_iter: bool = True) -> None:
+        if isinstance(max_epochs, bool) or not isinstance(
+                max_epochs, int) or max_epochs < 1:
+            raise ValueError(f'train_cfg.max_epochs must be a positive '
+                             f'integer, got {max_epochs!r}.')
         super().__init__(runner, dataloader, max_epochs, val_begin,
                          val_interval, dynamic_intervals)
         self.reseed_every_iter = bool(reseed_every_iter)
@@ -109,6 +122,60 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             kwargs['prefetch_factor'] = loader.prefetch_factor
         return DataLoader(loader.dataset, batch_sampler=batches,
                           persistent_workers=False, **kwargs)
+
+    # -- validation pending after a resume ------------------------------
+    @property
+    def _validation_record(self) -> str:
+        return osp.join(self.runner.work_dir, 'last_validation')
+
+    def _val_due(self, epoch: int) -> bool:
+        return (self.runner.val_loop is not None and epoch >= self.val_begin
+                and (epoch % self.val_interval == 0
+                     or epoch == self._max_epochs))
+
+    def _validate(self) -> None:
+        """Run validation and record that it finished at this iteration."""
+        self.runner.val_loop.run()
+        if is_main_process():
+            tmp = f'{self._validation_record}.tmp'
+            with open(tmp, 'w') as f:
+                f.write(f'{self._epoch} {self._iter}\n')
+            os.replace(tmp, self._validation_record)
+
+    def _pending_validation(self) -> bool:
+        """True when the run resumed at the end of an epoch whose due
+        validation did not finish (same answer on every rank)."""
+        pending = False
+        self._decide_current_val_interval()
+        if (self._iter > 0 and self._epoch > 0
+                and self._iter == self._epoch * len(self.dataloader)
+                and self._val_due(self._epoch)):
+            try:
+                with open(self._validation_record) as f:
+                    done = f.read().split()
+            except (OSError, UnicodeDecodeError):
+                done = []
+            pending = done != [str(self._epoch), str(self._iter)]
+        flag = [pending]
+        broadcast_object_list(flag)
+        return bool(flag[0])
+
+    def run(self) -> torch.nn.Module:
+        """MMEngine's epoch loop, after running a validation left pending
+        by an interrupted run."""
+        self.runner.call_hook('before_train')
+        if self._pending_validation():
+            print_log(
+                f'The validation of epoch {self._epoch} did not finish '
+                'before the run stopped: running it now.', logger='current')
+            self._validate()
+        while self._epoch < self._max_epochs and not self.stop_training:
+            self.run_epoch()
+            self._decide_current_val_interval()
+            if self._val_due(self._epoch):
+                self._validate()
+        self.runner.call_hook('after_train')
+        return self.runner.model
 
     def _reseed(self) -> None:
         if self.reseed_every_iter:

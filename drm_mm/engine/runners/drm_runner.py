@@ -4,7 +4,6 @@ distributed training on CPU-only machines."""
 import glob
 import os
 import os.path as osp
-import zipfile
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -15,24 +14,10 @@ from torch import nn
 
 from drm_mm.utils.checkpoint_utils import CheckpointMismatchError
 from drm_mm.registry import RUNNERS
+from drm_mm.utils.checkpoint_integrity import checkpoint_problem
 from drm_mm.utils.safe_checkpoint import mmengine_checkpoint_globals
 
-
-def checkpoint_problem(path: str) -> Optional[str]:
-    """Why ``path`` cannot be a complete ``torch.save`` file, or None.
-
-    Cheap: reads the zip directory at the end of the file, which a
-    truncated write does not have.
-    """
-    if not osp.isfile(path):
-        return 'file does not exist'
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if not any(n.endswith('data.pkl') for n in archive.namelist()):
-                return 'no data.pkl in the archive'
-    except (zipfile.BadZipFile, OSError) as err:
-        return f'not a complete checkpoint ({err})'
-    return None
+__all__ = ['DRMRunner', 'checkpoint_problem']
 
 
 @RUNNERS.register_module()
@@ -47,9 +32,14 @@ class DRMRunner(Runner):
       writes (:mod:`drm_mm.utils.safe_checkpoint`); a pickle that would run
       code is refused with a clear error;
     * checkpoints are written to a temporary file and renamed, so a crash
-      mid-write never leaves a truncated ``.pth``; ``--resume auto`` checks
+      mid-write never leaves a truncated ``.pth`` (nor, after an error
+      such as a full disk, a ``.tmp`` file); ``AtomicCheckpointHook``
+      replaces ``CheckpointHook`` and removes old checkpoints only after
+      the new one is written; ``--resume auto`` checks
       the latest checkpoint and falls back to the previous good one, saying
-      so in the log;
+      so in the log (the zip CRCs of the candidate are checked first);
+    * every dataset's ``metainfo['classes']`` must match
+      ``model.classnames`` (:class:`ClassConsistencyHook`, always added);
     * with a launcher but no GPU, the process group uses gloo and DDP wraps
       the model with ``device_ids=None`` (MMEngine would call
       ``torch.cuda.set_device``), so ``dist_train.sh`` runs on CPU;
@@ -71,6 +61,31 @@ class DRMRunner(Runner):
             loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
             loop['type'] = ResumableEpochBasedTrainLoop
         return super().build_train_loop(loop)
+
+    def register_default_hooks(self, hooks: Optional[Dict] = None) -> None:
+        """MMEngine's defaults, with :class:`AtomicCheckpointHook` in place
+        of ``CheckpointHook`` (same arguments; old checkpoints are removed
+        only after the new one is written)."""
+        from mmengine.hooks import CheckpointHook
+
+        from drm_mm.engine.hooks import AtomicCheckpointHook
+        hooks = dict(hooks or {})
+        ckpt = hooks.get('checkpoint', dict(type='CheckpointHook',
+                                             interval=1))
+        if isinstance(ckpt, dict) and ckpt.get('type') in (
+                'CheckpointHook', CheckpointHook):
+            hooks['checkpoint'] = dict(ckpt, type=AtomicCheckpointHook)
+        elif 'checkpoint' not in hooks:
+            hooks['checkpoint'] = ckpt
+        super().register_default_hooks(hooks)
+
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        """Also adds :class:`ClassConsistencyHook` (model and dataset
+        classes agree) unless the config lists it."""
+        super().register_hooks(default_hooks, custom_hooks)
+        from drm_mm.engine.hooks import ClassConsistencyHook
+        if not any(isinstance(h, ClassConsistencyHook) for h in self.hooks):
+            self.register_hook(ClassConsistencyHook())
 
     def setup_env(self, env_cfg: Dict) -> None:
         if (self.distributed and not is_distributed()
@@ -99,8 +114,7 @@ class DRMRunner(Runner):
         found = []
         record = osp.join(self.work_dir, 'last_checkpoint')
         if osp.isfile(record):
-            with open(record) as f:
-                latest = f.read().strip()
+            latest = self._read_last_checkpoint(record)
             if latest:
                 found.append(latest)
         others = [
@@ -113,6 +127,24 @@ class DRMRunner(Runner):
                    if osp.exists(f)):
                 found.append(path)
         return found
+
+    def _read_last_checkpoint(self, record: str) -> Optional[str]:
+        """The path in ``last_checkpoint``; None (with a warning) when the
+        file is not a readable UTF-8 path."""
+        try:
+            with open(record, encoding='utf-8') as f:
+                latest = f.read().strip()
+        except (UnicodeDecodeError, OSError) as err:
+            self.logger.warning(
+                f'{record} is unusable ({type(err).__name__}: {err}); '
+                'looking for checkpoints in the work dir instead.')
+            return None
+        if '\x00' in latest or '\n' in latest:
+            self.logger.warning(f'{record} is unusable (not one path); '
+                                'looking for checkpoints in the work dir '
+                                'instead.')
+            return None
+        return latest
 
     def _pick_resume_checkpoint(self) -> Optional[str]:
         candidates = self._resume_candidates()
@@ -141,6 +173,10 @@ class DRMRunner(Runner):
             if picked is not None:
                 self.logger.info(f'Auto resume from {picked}.')
                 self._load_from = picked
+            else:  # MMEngine would read last_checkpoint again
+                self.logger.info(f'No checkpoint in {self.work_dir} to '
+                                 'resume from: training starts afresh.')
+                self._resume = False
         source = self._load_from or f'the latest checkpoint in {self.work_dir}'
         with mmengine_checkpoint_globals(repr(source)):
             super().load_or_resume()
@@ -175,6 +211,11 @@ class DRMRunner(Runner):
             return super().save_checkpoint(out_dir, filename, *args,
                                            **kwargs)
         tmp_name = f'{filename}.tmp'
-        super().save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+        try:
+            super().save_checkpoint(out_dir, tmp_name, *args, **kwargs)
+        except BaseException:  # e.g. disk full: leave no partial file
+            if is_main_process() and osp.exists(osp.join(out_dir, tmp_name)):
+                os.remove(osp.join(out_dir, tmp_name))
+            raise
         if is_main_process():
             os.replace(osp.join(out_dir, tmp_name), final)

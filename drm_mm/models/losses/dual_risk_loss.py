@@ -4,6 +4,8 @@ L_ERM is FLYP's contrastive image<->df-caption loss (``erm='contrastive'``)
 or cross-entropy on the df logits (``erm='ce'``); L_WRM is the soft
 cross-entropy of the cd logits against the core-based soft labels p_c.
 """
+import math
+import numbers
 from typing import Dict, Optional
 
 import torch
@@ -52,9 +54,11 @@ class DualRiskLoss(nn.Module):
         if erm not in ERM_TYPES:
             raise ValueError(f'DualRiskLoss.erm={erm!r}; choose from '
                              f'{ERM_TYPES}.')
-        if wrm_weight < 0:
-            raise ValueError(f'DualRiskLoss.wrm_weight must be >= 0, got '
-                             f'{wrm_weight}.')
+        if (isinstance(wrm_weight, bool)
+                or not isinstance(wrm_weight, numbers.Real)
+                or not math.isfinite(wrm_weight) or wrm_weight < 0):
+            raise ValueError(f'DualRiskLoss.wrm_weight (lambda) must be >= 0 '
+                             f'and a finite number, got {wrm_weight!r}.')
         if not 0 <= label_smoothing < 1:
             raise ValueError(f'DualRiskLoss.label_smoothing must be in [0, 1)'
                              f', got {label_smoothing}.')

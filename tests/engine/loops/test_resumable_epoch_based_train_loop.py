@@ -142,7 +142,7 @@ def test_batches_done_in_epoch(tmp_path):
 
 
 def test_iteration_seed_is_a_pure_function():
-    assert iteration_seed(0, 5) == iteration_seed(0, 5)
+    assert iteration_seed(0, 5) == 161328693  # same value in every process
     seeds = {iteration_seed(s, i) for s in range(3) for i in range(100)}
     assert len(seeds) == 300
     assert all(0 <= s < 2**32 for s in seeds)
