@@ -398,7 +398,8 @@ def pretrain_toy_clip(settings: PretrainSettings = PretrainSettings(),
                 if info_path.is_file() else {}
             metrics = info.get('zero_shot', {})
             if world is not None and (
-                    info.get('world_hash') != world.hash() or not metrics):
+                    info.get('world_hash') != world.hash() or
+                    'df/background_id' not in metrics):
                 model, tokenizer = build_toy_clip(settings.model_name, path)
                 metrics = zero_shot_report(model, tokenizer, world)
                 _write_info(info_path, settings, world, metrics,
