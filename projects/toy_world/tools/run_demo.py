@@ -30,7 +30,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from mmengine.config import DictAction  # noqa: E402
 
 from projects.toy_world.toy_world.demo import (METHOD_CONFIGS,  # noqa: E402
-                                               DemoSettings)
+                                               WORLD_KINDS, DemoSettings)
 from tools.tool_utils import run_tool  # noqa: E402
 
 
@@ -40,8 +40,15 @@ def parse_args() -> argparse.Namespace:
         description='Run the toy-world study: zero-shot CLIP, FLYP / CE / '
         'DRM fine-tuning, ID and OOD evaluation, WiSE-FT, table and plot. '
         'The options are fields of toy_world.demo.DemoSettings.')
-    parser.add_argument('--work-dir', default=d.work_dir,
-                        help='runs, table and plot (default: %(default)s)')
+    parser.add_argument('--world', default='premise', choices=WORLD_KINDS,
+                        help='premise: class names rare and tied to their '
+                        'class\'s habitat in the pretraining captions (the '
+                        'main study); control: names and descriptions '
+                        'independent of the background (default: '
+                        '%(default)s)')
+    parser.add_argument('--work-dir', default=None,
+                        help='runs, table and plot (default: '
+                        f'{d.work_dir}, with _control for --world control)')
     parser.add_argument('--methods', nargs='+', default=list(d.methods),
                         choices=sorted(METHOD_CONFIGS),
                         help='(default: %(default)s)')
@@ -82,14 +89,17 @@ def main() -> None:
     args = parse_args()
     import torch
     torch.set_num_threads(args.threads)
+    work_dir = args.work_dir or DemoSettings().work_dir + (
+        '_control' if args.world == 'control' else '')
     settings = DemoSettings(
         methods=tuple(args.methods), seeds=tuple(args.seeds),
         alphas=tuple(args.alphas), epochs=args.epochs, lr=args.lr,
-        work_dir=args.work_dir, world_root=args.world_root,
+        work_dir=work_dir, world_root=args.world_root,
         pretrain_cache_dir=args.pretrain_cache_dir,
-        cfg_options=dict(args.cfg_options), reference=args.reference)
+        cfg_options=dict(args.cfg_options), reference=args.reference,
+        world_kind=args.world)
     if args.force:
-        shutil.rmtree(os.path.join(args.work_dir, 'runs'), ignore_errors=True)
+        shutil.rmtree(os.path.join(work_dir, 'runs'), ignore_errors=True)
     from projects.toy_world.toy_world.demo import run_demo
     run_demo(settings)
 

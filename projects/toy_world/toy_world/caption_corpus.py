@@ -10,6 +10,13 @@ work, as they do for a web-trained CLIP.
 Images are grouped by scene (``images_per_scene`` frames of one scene), so
 that a trainer can fill some batches from a few scenes only: within such a
 batch the background cannot tell captions apart, only the shape can.
+
+The *premise* corpus (``habitats`` set, see :func:`premise_corpus`) builds
+in what DRM assumes of web data: class names are rare and, where they occur,
+mostly caption a shape seen in its class's habitat (the scene types of that
+class's own locations in the world), while core phrases are frequent and
+independent of the scene. A zero-shot head built from class names then
+carries the habitat shortcut; one built from core descriptions does not.
 """
 from __future__ import annotations
 
@@ -21,7 +28,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .shapes import (SHAPE_NAMES, BackgroundStyle, ForegroundSettings,
+from .shapes import (BACKGROUND_KINDS, PALETTE, SHAPE_NAMES,
+                     BackgroundStyle, ForegroundSettings,
                      check_shape_names, compose, jitter_backgrounds,
                      render_background, sample_background_style,
                      sample_foregrounds, shape_coverage)
@@ -67,6 +75,8 @@ _NO_BG_TEMPLATES = {'name': ('a photo of a {s}{n}.', 'a {s}{n}.'),
                     'both': ('a photo of a {s}{n} with {d}.',
                              'a {s}{n}, a shape with {d}.')}
 _HARD_WORDS = ('', 'small ', 'faint ')
+_HABITAT_FIELDS = ('habitats', 'habitat_scene_frac', 'habitat_shape_frac',
+                   'home_name_frac')
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,17 @@ class CorpusSettings:
             describing it only; the rest do both.
         no_background_frac: fraction of captions that leave the background
             out.
+        habitats: per shape (in ``shapes`` order), the scene types
+            ``(kind, colour)`` of its habitat; empty for no habitats (the
+            control corpus: backgrounds independent of the captions).
+        habitat_scene_frac: fraction of scenes drawn as the habitat of a
+            random shape (a scene type of its habitat).
+        habitat_shape_frac: fraction of a habitat scene's frames that show
+            its shape (the others show the other shapes alike).
+        home_name_frac: probability that the caption of a shape seen in its
+            own habitat ("at home") names it (half name only, half name and
+            description); away from home, captions follow ``name_frac`` /
+            ``desc_frac``.
     """
     shapes: Tuple[str, ...] = SHAPE_NAMES
     n_scenes: int = 1000
@@ -100,8 +121,14 @@ class CorpusSettings:
     name_frac: float = 0.35
     desc_frac: float = 0.3
     no_background_frac: float = 0.4
+    habitats: Tuple[Tuple[Tuple[str, str], ...], ...] = ()
+    habitat_scene_frac: float = 0.0
+    habitat_shape_frac: float = 0.5
+    home_name_frac: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, 'habitats', tuple(
+            tuple(tuple(t) for t in types) for types in self.habitats))
         object.__setattr__(self, 'shapes',
                            check_shape_names(self.shapes, 'CorpusSettings'))
         if isinstance(self.foreground, dict):
@@ -116,10 +143,32 @@ class CorpusSettings:
             raise ValueError(
                 f'CorpusSettings: name_frac + desc_frac must be <= 1 and '
                 f'no_background_frac in [0, 1], got {fracs}.')
+        if self.habitats:
+            self._check_habitats()
         missing = [s for s in self.shapes if s not in CORE_PHRASES]
         if missing:
             raise ValueError(f'CorpusSettings: no core phrases for {missing}; '
                              f'add them to CORE_PHRASES.')
+
+    def _check_habitats(self) -> None:
+        if len(self.habitats) != len(self.shapes) or not all(self.habitats):
+            raise ValueError(
+                f'CorpusSettings.habitats: give a non-empty tuple of (kind, '
+                f'colour) scene types for each of the {len(self.shapes)} '
+                f'shapes, got {len(self.habitats)} entries.')
+        for types in self.habitats:
+            for kind, colour in types:
+                if kind not in BACKGROUND_KINDS or colour not in PALETTE:
+                    raise ValueError(
+                        f'CorpusSettings.habitats: unknown scene type '
+                        f'{(kind, colour)}; kinds {BACKGROUND_KINDS}, '
+                        f'colours {tuple(PALETTE)}.')
+        fracs = (self.habitat_scene_frac, self.habitat_shape_frac,
+                 self.home_name_frac)
+        if min(fracs) < 0 or max(fracs) > 1:
+            raise ValueError(f'CorpusSettings: habitat_scene_frac, '
+                             f'habitat_shape_frac and home_name_frac must be '
+                             f'in [0, 1], got {fracs}.')
 
     @property
     def n_images(self) -> int:
@@ -130,6 +179,14 @@ class CorpusSettings:
         """Plain-JSON form."""
         d = dataclasses.asdict(self)
         d['shapes'] = list(self.shapes)
+        if not self.habitats:
+            # The control corpus keeps the form (and hash) it had before
+            # habitats existed, so its cached CLIP stays valid.
+            for key in _HABITAT_FIELDS:
+                del d[key]
+        else:
+            d['habitats'] = [[list(t) for t in types]
+                             for types in self.habitats]
         return d
 
     def hash(self) -> str:
@@ -149,6 +206,8 @@ class CaptionCorpus:
             ``i // images_per_scene``.
         hard: (N,) 0 normal, 1 small, 2 faint foreground.
         scenes: the background style of each scene.
+        home: (N,) whether the frame shows its shape in a scene of that
+            shape's habitat type (always False without habitats).
     """
 
     def __init__(self, settings: CorpusSettings, images: np.ndarray,
@@ -160,6 +219,7 @@ class CaptionCorpus:
         self.scene_ids = scene_ids
         self.hard = hard
         self.scenes = list(scenes)
+        self.home = home_frames(settings, shape_ids, scene_ids, self.scenes)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -170,8 +230,13 @@ class CaptionCorpus:
         name = st.shapes[int(self.shape_ids[index])]
         phrase = CORE_PHRASES[name][int(rng.integers(len(CORE_PHRASES[name])))]
         u = rng.uniform()
-        mode = ('name' if u < st.name_frac else
-                'desc' if u < st.name_frac + st.desc_frac else 'both')
+        if self.home[index]:
+            half = st.home_name_frac / 2
+            mode = ('name' if u < half else
+                    'both' if u < st.home_name_frac else 'desc')
+        else:
+            mode = ('name' if u < st.name_frac else
+                    'desc' if u < st.name_frac + st.desc_frac else 'both')
         if rng.uniform() < st.no_background_frac:
             templates = _NO_BG_TEMPLATES[mode]
         else:
@@ -188,6 +253,34 @@ class CaptionCorpus:
                  rng: np.random.Generator) -> List[str]:
         """Fresh random captions of several images."""
         return [self.caption(int(i), rng) for i in indices]
+
+
+#: The premise corpus's knobs (chosen on zero-shot and FLYP numbers only,
+#: before any DRM run; see the toy project's README).
+PREMISE_KNOBS: Dict[str, float] = dict(
+    name_frac=0.015, desc_frac=0.97, habitat_scene_frac=0.3,
+    habitat_shape_frac=0.5, home_name_frac=0.7)
+
+
+def premise_corpus(habitats: Sequence[Sequence[Tuple[str, str]]],
+                   **overrides) -> CorpusSettings:
+    """The premise corpus for a world's class ``habitats``
+    (:func:`~.toy_world.class_habitats`): :data:`PREMISE_KNOBS` unless
+    overridden."""
+    knobs = dict(PREMISE_KNOBS, **overrides)
+    return CorpusSettings(habitats=tuple(tuple(t) for t in habitats), **knobs)
+
+
+def home_frames(settings: CorpusSettings, shape_ids: np.ndarray,
+                scene_ids: np.ndarray,
+                scenes: Sequence[BackgroundStyle]) -> np.ndarray:
+    """Per frame: does it show its shape in a scene of that shape's habitat
+    type? All False without habitats."""
+    if not settings.habitats:
+        return np.zeros(len(shape_ids), dtype=bool)
+    habitat = [set(types) for types in settings.habitats]
+    return np.array([(scenes[s].kind, scenes[s].colour) in habitat[k]
+                     for k, s in zip(shape_ids, scene_ids)], dtype=bool)
 
 
 def _mosaic_jpeg(images: np.ndarray, quality: int) -> np.ndarray:
@@ -211,17 +304,47 @@ def _mosaic_jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     return out.reshape(rows * cols, h, w, 3)[:n]
 
 
+def _habitat_scenes(settings: CorpusSettings, rng: np.random.Generator
+                    ) -> Tuple[List[BackgroundStyle], np.ndarray]:
+    """Scenes and frame shapes of the premise corpus: a fraction of scenes
+    is the habitat of a random shape and shows it in ``habitat_shape_frac``
+    of its frames; the rest are random scenes with shapes drawn uniformly."""
+    n_shapes, per = len(settings.shapes), settings.images_per_scene
+    scenes: List[BackgroundStyle] = []
+    shape_ids = np.empty(settings.n_images, dtype=np.int64)
+    for s in range(settings.n_scenes):
+        frames = slice(s * per, (s + 1) * per)
+        if rng.uniform() < settings.habitat_scene_frac:
+            owner = int(rng.integers(n_shapes))
+            types = settings.habitats[owner]
+            kind, colour = types[int(rng.integers(len(types)))]
+            scenes.append(sample_background_style(rng, kind, colour))
+            others = np.array([k for k in range(n_shapes) if k != owner])
+            ids = others[rng.integers(len(others), size=per)]
+            ids[rng.uniform(size=per) < settings.habitat_shape_frac] = owner
+            shape_ids[frames] = ids
+        else:
+            scenes.append(sample_background_style(rng))
+            shape_ids[frames] = rng.integers(n_shapes, size=per)
+    return scenes, shape_ids
+
+
 def build_corpus(settings: CorpusSettings = CorpusSettings(),
                  chunk: int = 512, progress: bool = False) -> CaptionCorpus:
     """Render the corpus (deterministic for ``settings.seed``)."""
     rng = np.random.default_rng([settings.seed, 202])
     size, margin = settings.image_size, 3
-    scenes = [sample_background_style(rng) for _ in range(settings.n_scenes)]
+    if settings.habitats:
+        scenes, shape_ids = _habitat_scenes(settings, rng)
+    else:
+        scenes = [sample_background_style(rng)
+                  for _ in range(settings.n_scenes)]
     n = settings.n_images
     scene_ids = np.repeat(np.arange(settings.n_scenes),
                           settings.images_per_scene)
-    # Balanced shapes, independent of the scene.
-    shape_ids = (np.arange(n) % len(settings.shapes))[rng.permutation(n)]
+    if not settings.habitats:
+        # Balanced shapes, independent of the scene.
+        shape_ids = (np.arange(n) % len(settings.shapes))[rng.permutation(n)]
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     hard = np.empty(n, dtype=np.int64)
     bar = None

@@ -37,7 +37,7 @@ from .caption_corpus import CaptionCorpus, CorpusSettings, batch_indices, \
     build_corpus
 from .paths import DEFAULT_CACHE_DIR, MODEL_CONFIG_DIR, PROMPTS_FILE
 from .shapes import jpeg_roundtrip
-from .toy_world import WorldSettings, iter_samples
+from .toy_world import WorldSettings, background_images, iter_samples
 
 PathLike = Union[str, os.PathLike]
 
@@ -241,7 +241,10 @@ def zero_shot_report(model: torch.nn.Module, tokenizer,
     """Zero-shot accuracy (%) with df and cd prompts on the world's splits.
 
     Keys ``'df/<split>'`` and ``'cd/<split>'``. Prototypes: df from
-    :data:`DF_TEMPLATE`, cd the mean of each class's descriptions.
+    :data:`DF_TEMPLATE`, cd the mean of each class's descriptions. The
+    background-only probe adds ``'<df|cd>/background_<id|opposite>'``: how
+    often the head names the class a scene is tied to from the scene alone
+    (:func:`~.toy_world.background_images`; chance 100 / classes).
     """
     model.eval()
     classes = list(world.classes)
@@ -262,6 +265,13 @@ def zero_shot_report(model: torch.nn.Module, tokenizer,
             pred = (feats @ protos.T).argmax(1).numpy()
             report[f'{name}/{split}'] = round(float((pred == y).mean()) * 100,
                                               2)
+    for kind, (images, cls) in background_images(world).items():
+        feats = encode_images(model, jpeg_roundtrip(images,
+                                                    world.jpeg_quality))
+        for name, protos in heads.items():
+            pred = (feats @ protos.T).argmax(1).numpy()
+            report[f'{name}/background_{kind}'] = round(
+                float((pred == cls).mean()) * 100, 2)
     return report
 
 
@@ -383,7 +393,8 @@ def pretrain_toy_clip(settings: PretrainSettings = PretrainSettings(),
                 if info_path.is_file() else {}
             metrics = info.get('zero_shot', {})
             if world is not None and (
-                    info.get('world_hash') != world.hash() or not metrics):
+                    info.get('world_hash') != world.hash() or
+                    'df/background_id' not in metrics):
                 model, tokenizer = build_toy_clip(settings.model_name, path)
                 metrics = zero_shot_report(model, tokenizer, world)
                 _write_info(info_path, settings, world, metrics,
@@ -431,6 +442,8 @@ def _write_info(info_path: pathlib.Path, settings: PretrainSettings,
 def format_report(metrics: Mapping[str, float]) -> str:
     """A small table: prompts x splits, zero-shot accuracy in %."""
     splits = [s for s in EVAL_SPLITS if f'df/{s}' in metrics]
+    splits += [s for s in ('background_id', 'background_opposite')
+               if f'df/{s}' in metrics]
     lines = ['zero-shot accuracy (%)   ' + '  '.join(f'{s:>8}' for s in splits)]
     for p, label in (('df', f'df "{DF_TEMPLATE}"'), ('cd', 'cd descriptions')):
         lines.append(f'{label:<24} ' + '  '.join(

@@ -206,6 +206,38 @@ def make_locations(settings: WorldSettings) -> List[Location]:
     return locations
 
 
+def class_habitats(settings: WorldSettings
+                   ) -> Tuple[Tuple[Tuple[str, str], ...], ...]:
+    """Per class, the scene types ``(kind, colour)`` of its own (training)
+    locations: the habitat that a premise caption corpus ties its name to."""
+    habitats: List[List[Tuple[str, str]]] = [[] for _ in settings.classes]
+    for loc in make_locations(settings):
+        if loc.kind == 'id':
+            habitats[loc.cls].append((loc.style.kind, loc.style.colour))
+    return tuple(tuple(types) for types in habitats)
+
+
+def background_images(settings: WorldSettings, per_location: int = 25
+                      ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Frames of the scenes alone, without a shape, and the class each
+    scene is tied to: ``'id'`` the training locations (their owner class),
+    ``'opposite'`` the OOD locations that mimic a class's scene (that
+    class). A model that names these classes reads the background."""
+    locations = make_locations(settings)
+    rng = np.random.default_rng([settings.seed, 404])
+    size, margin = settings.image_size, settings.background_margin
+    out: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+    for kind in ('id', 'opposite'):
+        chosen = [l for l in locations if l.kind == kind]
+        frames = jitter_backgrounds(
+            rng, [render_background(l.style, size, margin)
+                  for l in chosen for _ in range(per_location)], size,
+            settings.brightness_jitter, settings.pixel_noise)
+        images = np.clip(np.round(frames * 255), 0, 255).astype(np.uint8)
+        out[kind] = (images, np.repeat([l.cls for l in chosen], per_location))
+    return out
+
+
 def _split_plan(settings: WorldSettings, split: str,
                 locations: Sequence[Location],
                 rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray,

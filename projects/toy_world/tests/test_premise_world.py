@@ -1,0 +1,142 @@
+"""Tests of the premise world: the caption corpus ties rare class names to
+their class's habitat, core phrases stay frequent and scene-independent,
+and the control corpus is unchanged. Statistics are measured on rendered
+captions, not read back from the settings."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from projects.toy_world.toy_world.caption_corpus import (CORE_PHRASES, PREMISE_KNOBS,
+                                       CorpusSettings, build_corpus,
+                                       premise_corpus)
+from projects.toy_world.toy_world.demo import DemoSettings, study_pretrain_settings
+from projects.toy_world.toy_world.toy_world import (WorldSettings, background_images,
+                                  class_habitats, make_locations)
+
+WORLD = WorldSettings()
+
+
+def _names_in(caption: str, shapes) -> list:
+    """Class names a caption uses as words ('cross' but not 'crossing')."""
+    return [s for s in shapes if re.search(rf'\b{s}\b', caption)]
+
+
+def _phrase_in(caption: str, name: str) -> bool:
+    return any(p in caption for p in CORE_PHRASES[name])
+
+
+@pytest.fixture(scope='module')
+def premise() -> dict:
+    settings = premise_corpus(class_habitats(WORLD), n_scenes=240)
+    corpus = build_corpus(settings)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(len(corpus)):
+        name = settings.shapes[int(corpus.shape_ids[i])]
+        scene = corpus.scenes[int(corpus.scene_ids[i])]
+        for _ in range(2):
+            cap = corpus.caption(i, rng)
+            rows.append(dict(name=name, cap=cap,
+                             home=(scene.kind, scene.colour) in
+                             set(settings.habitats[settings.shapes.index(
+                                 name)]),
+                             scene=(scene.kind, scene.colour)))
+    return dict(settings=settings, corpus=corpus, rows=rows)
+
+
+def test_habitats_are_the_scene_types_of_each_class_locations() -> None:
+    habitats = class_habitats(WORLD)
+    assert len(habitats) == len(WORLD.classes)
+    for k, types in enumerate(habitats):
+        own = [(l.style.kind, l.style.colour) for l in make_locations(WORLD)
+               if l.kind == 'id' and l.cls == k]
+        assert list(types) == own and len(types) == WORLD.locations_per_class
+
+
+def test_class_names_are_rare_and_mostly_at_home(premise: dict) -> None:
+    rows, shapes = premise['rows'], premise['settings'].shapes
+    named = [r for r in rows if _names_in(r['cap'], shapes)]
+    # Every name used is the frame's own class.
+    assert all(_names_in(r['cap'], shapes) == [r['name']] for r in named)
+    share = len(named) / len(rows)
+    home_share = sum(r['home'] for r in named) / len(named)
+    assert 0.05 < share < 0.2, share          # rare: ~1.5 % per class
+    assert home_share > 0.75, home_share      # mostly in the habitat
+    # Away from home a class is named in a few % of its captions only.
+    away = [r for r in rows if not r['home']]
+    away_named = sum(bool(_names_in(r['cap'], shapes)) for r in away)
+    assert away_named / len(away) < 0.05
+
+
+def test_core_phrases_are_frequent_and_scene_independent(premise) -> None:
+    rows = premise['rows']
+    with_phrase = [_phrase_in(r['cap'], r['name']) for r in rows]
+    assert np.mean(with_phrase) > 0.85
+    # Same frequency at home and away (within sampling noise).
+    home = [p for p, r in zip(with_phrase, rows) if r['home']]
+    away = [p for p, r in zip(with_phrase, rows) if not r['home']]
+    assert abs(np.mean(away) - PREMISE_KNOBS['desc_frac'] -
+               (1 - PREMISE_KNOBS['desc_frac'] -
+                PREMISE_KNOBS['name_frac'])) < 0.02
+    assert np.mean(home) > 0.6
+    # Phrases of a class are spread over many scene types, not its habitat.
+    scenes = Counter(r['scene'] for p, r in zip(with_phrase, rows)
+                     if p and r['name'] == 'star')
+    assert len(scenes) > 20
+
+
+def test_habitat_scenes_show_their_class(premise: dict) -> None:
+    corpus, settings = premise['corpus'], premise['settings']
+    home = corpus.home.mean()
+    assert settings.habitat_scene_frac * settings.habitat_shape_frac * 0.8 \
+        < home < 0.3
+
+
+def test_control_corpus_is_unchanged() -> None:
+    control = CorpusSettings(n_scenes=3, images_per_scene=4)
+    assert 'habitats' not in control.to_dict()  # same hash as before
+    corpus = build_corpus(control)
+    assert not corpus.home.any()
+    # Captions follow name_frac / desc_frac as before habitats existed.
+    rng = np.random.default_rng(0)
+    caps = [corpus.caption(i % len(corpus), rng) for i in range(600)]
+    named = np.mean([bool(_names_in(c, control.shapes)) for c in caps])
+    assert abs(named - (1 - control.desc_frac)) < 0.07
+
+
+def test_bad_habitats_are_named() -> None:
+    with pytest.raises(ValueError, match='habitats: give a non-empty tuple'):
+        CorpusSettings(habitats=((('plain', 'red'), ), ))
+    bad = [[('plain', 'red')]] * 7 + [[('wavy', 'red')]]
+    with pytest.raises(ValueError, match=r"unknown scene type \('wavy'"):
+        CorpusSettings(habitats=bad)
+    good = class_habitats(WORLD)
+    with pytest.raises(ValueError, match='home_name_frac must be in'):
+        premise_corpus(good, home_name_frac=1.5)
+
+
+def test_background_probe_images_are_the_class_scenes() -> None:
+    data = background_images(WORLD, per_location=2)
+    images, cls = data['id']
+    assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3)
+    assert len(images) == 2 * len(WORLD.classes) * WORLD.locations_per_class
+    assert sorted(Counter(cls.tolist()).values()) == \
+        [2 * WORLD.locations_per_class] * len(WORLD.classes)
+    opp_images, opp_cls = data['opposite']
+    n_opp = sum(l.kind == 'opposite' for l in make_locations(WORLD))
+    assert len(opp_images) == 2 * n_opp and (opp_cls >= 0).all()
+
+
+def test_the_study_defaults_to_the_premise_world() -> None:
+    settings = DemoSettings()
+    assert settings.world_kind == 'premise'
+    assert settings.pretrain == study_pretrain_settings('premise', WORLD)
+    assert settings.pretrain.corpus.habitats == class_habitats(WORLD)
+    control = DemoSettings(world_kind='control')
+    assert control.pretrain.corpus == CorpusSettings()
+    with pytest.raises(ValueError, match="world_kind must be one of"):
+        DemoSettings(world_kind='web')
