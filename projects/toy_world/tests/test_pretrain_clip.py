@@ -123,8 +123,9 @@ def test_pretraining_is_cached_and_saves_a_plain_state_dict(
     assert not first.cached
     assert first.path == tmp_path / TINY.weights_name()
     assert TINY.hash() in first.path.name and first.path.is_file()
-    assert set(first.metrics) == {f'{p}/{s}' for p in ('df', 'cd')
-                                  for s in pc.EVAL_SPLITS}
+    assert set(first.metrics) == {
+        f'{p}/{s}' for p in ('df', 'cd')
+        for s in pc.EVAL_SPLITS + ('background_id', 'background_opposite')}
     assert all(0 <= v <= 100 for v in first.metrics.values())
     state = torch.load(first.path, map_location='cpu', weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
