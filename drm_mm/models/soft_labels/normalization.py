@@ -1,9 +1,9 @@
-"""Core-based soft labels ``p_c(y|x)`` from concept-description affinities.
+"""Normalisations that turn concept-description affinities into core-based
+soft labels ``p_c(y|x)``.
 
 Pure tensor functions (no model, no runner). The raw affinities
 ``a_y = cos(f_img(x), W_cd[y])`` of a pre-trained CLIP lie in a narrow band,
-so they are normalised per image before they serve as soft targets
-(DESIGN.md §1, "affinity normalisation"):
+so they are normalised per image before they serve as soft targets:
 
 * ``'minmax'`` (default): ``â = (a - min a) / (max a - min a)``, then
   ``p ∝ â^(1/τ)`` renormalised to sum 1. The least similar class gets
