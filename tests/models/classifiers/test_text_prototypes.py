@@ -6,6 +6,7 @@ import torch
 from drm_mm.models.classifiers.drm_classifier import DRMClassifier
 from drm_mm.models.classifiers.text_prototypes import TextPrototypes
 from drm_mm.models.clip import OpenCLIP
+from drm_mm.models.heads.clip_text_head import class_prototypes
 
 CLASSES = ['cat', 'dog', 'bird']
 TEMPLATES = ['a photo of {c}.', 'a blurry drawing of a small {c} outdoors.']
@@ -31,18 +32,32 @@ def build(text_batch_size=1024, trim=True, frozen=('text', ),
     return model.eval()
 
 
+def _padded_prototypes(model, prompts):
+    """Reference: open_clip's own padded text forward, one batch."""
+    import open_clip
+    tokens = model.clip.tokenize([p for ps in prompts for p in ps])
+    with torch.no_grad():
+        feats = open_clip.CLIP.encode_text(model.clip.model, tokens,
+                                           normalize=True)
+    return class_prototypes(feats, [len(ps) for ps in prompts])
+
+
 @pytest.mark.parametrize('trim', [True, False])
 def test_chunked_encoding_keeps_the_row_order(trim):
     """text_batch_size below the prompt count (chunks of 2 of 7 cd and 6 df
-    prompts) gives the prototypes of one big batch."""
-    one_batch, chunked = build(1024, trim), build(2, trim)
+    prompts) gives the prototypes of open_clip's one padded batch."""
+    chunked = build(2, trim)
+    prompts = dict(df=[[t.replace('{c}', c) for t in TEMPLATES]
+                       for c in CLASSES],
+                   cd=[DESCRIPTIONS[c] for c in CLASSES])
+    expected = {n: _padded_prototypes(chunked, p) for n, p in prompts.items()}
     seen = []
     chunked.clip.model.transformer.register_forward_pre_hook(
         lambda mod, args, kwargs: seen.append(args[0].shape[0]),
         with_kwargs=True)
     for name in ('df', 'cd'):
-        assert torch.allclose(chunked.prototypes(name),
-                              one_batch.prototypes(name), atol=1e-6), name
+        assert torch.allclose(chunked.prototypes(name), expected[name],
+                              atol=1e-5), name
     assert max(seen) == 2 and sum(seen) == 6 + 7
 
 
