@@ -1,13 +1,13 @@
 """``SoftLabelCacheHook``: compute the core-based soft labels p_c once,
 store them on disk, reuse them on the next run and on resume.
 
-Before training (also of a resumed run) the hook hands the model's
-soft-label component one function (``fill_table``): given the component's
-fingerprint and its teacher (preprocessed images -> p_c), the function
-loads the table ``p_c[sample_idx]`` from the cache folder or runs the
-teacher over the whole training set with the *test-time* pipeline and the
-model's data preprocessor. The file is named by a hash of everything that
-determines p_c:
+Before training (also of a resumed run) the hook calls one method of the
+model's soft-label component, ``fill_table(make_table)``. The component
+passes its fingerprint and its teacher (preprocessed images -> p_c) to
+``make_table``, which loads the table ``p_c[sample_idx]`` from the cache
+folder or runs the teacher over the whole training set with the
+*test-time* pipeline and the model's data preprocessor. The file is named
+by a hash of everything that determines p_c:
 
 * dataset identity: class, root, split, annotation / metadata files (path,
   size, mtime), length and a digest of the data list;
@@ -326,9 +326,7 @@ class SoftLabelCacheHook(Hook):
                                cache_dir, logger)
 
         self.last_source = None
-        if not component.fill_table(make_table):
-            return None
-        return component.table
+        return component.fill_table(make_table)
 
     # -------------------------------------------------------------- work
     def cache_key(self, fingerprint: dict, dataset: Any,

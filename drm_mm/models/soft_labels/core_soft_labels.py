@@ -183,13 +183,13 @@ class CoreSoftLabels(BaseModule):
             tau=self.tau,
             num_classes=len(self._cd_prompts or []))
 
-    def fill_table(self, make_table: TableMaker) -> bool:
-        """Install the p_c table of the training set: ``make_table(
-        fingerprint, label_fn)`` returns it, loading it from a store keyed
-        by ``fingerprint`` or running ``label_fn`` (preprocessed images ->
-        p_c) over the data. Returns False when no table is needed."""
+    def fill_table(self, make_table: TableMaker) -> Optional[torch.Tensor]:
+        """Install the p_c table of the training set and return it (None
+        when training needs none): ``make_table(fingerprint, label_fn)``
+        loads it from a store keyed by ``fingerprint`` or runs ``label_fn``
+        (preprocessed images -> p_c) over the data."""
         if not self.needs_table:
-            return False
+            return None
         teacher = self._teacher()
         self._teacher_cd = None
         table = make_table(self.fingerprint(teacher),
@@ -197,7 +197,7 @@ class CoreSoftLabels(BaseModule):
         self._teacher_cd = None
         teacher.cpu()  # the pass is over: free the device memory
         self.set_table(table)
-        return True
+        return self.table
 
     def set_table(self, table: Optional[torch.Tensor]) -> None:
         """Install ``(num_train_samples, C)`` p_c (None: remove)."""

@@ -233,7 +233,7 @@ def test_cache_teacher_is_the_initial_clip_without_pretrained_weights():
         seen.update(fingerprint=fingerprint, p_c=label_fn(x))
         return seen['p_c']
 
-    assert model.soft_labels.fill_table(make_table)
+    assert model.soft_labels.fill_table(make_table) is model.soft_label_table
     assert torch.allclose(seen['p_c'], _initial_p_c(initial, x), atol=1e-5)
     assert torch.equal(model.soft_label_table, seen['p_c'])
     assert seen['fingerprint']['num_classes'] == 3
