@@ -16,7 +16,7 @@ serves stale prototypes and nobody has to invalidate it, except after edits
 through ``param.data`` (they bypass the version counter; e.g. WiSE-FT):
 call :meth:`invalidate` then.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -65,6 +65,7 @@ class TextPrototypes:
             self._lengths[name] = clip.text_lengths(tokens)
         self._on_device: Dict[Tuple[str, torch.device], torch.Tensor] = {}
         self._cache: Dict[str, Tuple[tuple, torch.Tensor]] = {}
+        self._text_slots: Optional[tuple] = None
 
     def has(self, name: str) -> bool:
         return name in self._tokens
@@ -79,12 +80,21 @@ class TextPrototypes:
         """Forget cached embeddings (weights edited through ``.data``)."""
         self._cache.clear()
 
-    @staticmethod
-    def _weights_stamp(clip: OpenCLIP) -> tuple:
+    def _weights_stamp(self, clip: OpenCLIP) -> tuple:
         """Version counter and storage of every text-tower parameter."""
-        return tuple((p._version, p.data_ptr())
-                     for n, p in clip.model.named_parameters()
-                     if is_text_param(n))
+        if self._text_slots is None or self._text_slots[0] is not clip.model:
+            # (module, name) of each text parameter, found once per CLIP:
+            # walking named_parameters() every batch costs milliseconds.
+            slots = []
+            for module_name, module in clip.model.named_modules():
+                for name in module._parameters:
+                    full = f'{module_name}.{name}' if module_name else name
+                    if is_text_param(full):
+                        slots.append((module, name))
+            self._text_slots = (clip.model, slots)
+        return tuple((p._version, p.data_ptr()) for p in (
+            module._parameters[name] for module, name in self._text_slots[1])
+            if p is not None)
 
     def cached(self, clip: OpenCLIP, name: str) -> torch.Tensor:
         """No-gradient prototypes ``(C, D)`` of 'df' / 'cd', or the caption
