@@ -512,7 +512,7 @@ def bench_text(b: Bench) -> None:
     the longest length vs the buckets)."""
     import open_clip
 
-    from drm_mm.models.clip.open_clip_adapter import plan_length_buckets
+    from drm_mm.models.clip.text_trimming import plan_length_buckets
     clip = b.clip(frozen_text=False)
     model = clip.model
     cd = [d for c in b.classnames for d in b.descriptions[c]]
@@ -759,8 +759,8 @@ def bench_memory(b: Bench) -> None:
 
 def _prompt_tokens(clip, prompts: List[str]) -> dict:
     """Token counts of ``prompts`` padded, trimmed, in length buckets."""
-    from drm_mm.models.clip.open_clip_adapter import (BUCKET_OVERHEAD_TOKENS,
-                                                      plan_length_buckets)
+    from drm_mm.models.clip.text_trimming import (BUCKET_OVERHEAD_TOKENS,
+                                                  plan_length_buckets)
     tokens = clip.tokenize(prompts)
     lengths = tokens.argmax(dim=-1) + 1  # up to EOT (the largest id)
     buckets = getattr(clip.model, 'text_length_buckets', 1)

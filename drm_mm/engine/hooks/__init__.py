@@ -4,11 +4,12 @@ from .class_consistency_hook import (ClassConsistencyHook,
                                      ClassMismatchError, class_mismatch)
 from .divergence_guard_hook import DivergenceError, DivergenceGuardHook
 from .soft_label_cache_hook import (SoftLabelCacheHook, dataset_fingerprint,
-                                    find_pipeline, weights_digest)
+                                    find_pipeline, image_stamps,
+                                    preprocessor_fingerprint)
 
 __all__ = [
     'AtomicCheckpointHook', 'ClassConsistencyHook', 'ClassMismatchError',
     'class_mismatch', 'DivergenceError', 'DivergenceGuardHook',
     'SoftLabelCacheHook', 'dataset_fingerprint', 'find_pipeline',
-    'weights_digest'
+    'image_stamps', 'preprocessor_fingerprint'
 ]

@@ -1,17 +1,31 @@
 """``SoftLabelCacheHook``: compute the core-based soft labels p_c once,
 store them on disk, reuse them on the next run and on resume.
 
-Before training (also of a resumed run) the hook asks the classifier for
-its frozen pre-trained teacher CLIP, runs it over the whole training set
-with the *test-time* pipeline and hands the table ``p_c[sample_idx]`` to
-``model.set_soft_labels``. The file is named by a hash of everything that
-determines p_c:
+Before training (also of a resumed run) the hook calls one method of the
+model's soft-label component, ``fill_table(make_table)``. The component
+passes its fingerprint and its teacher (preprocessed images -> p_c) to
+``make_table``, which loads the table ``p_c[sample_idx]`` from the cache
+folder or runs the teacher over the whole training set with the
+*test-time* pipeline and the model's data preprocessor. The file is named
+by a hash of everything that determines p_c:
 
 * dataset identity: class, root, split, annotation / metadata files (path,
   size, mtime), length and a digest of the data list;
-* the teacher: architecture config and a digest of its weights;
-* the class names, concept descriptions, normalisation and τ;
-* the test pipeline.
+* the images: path, size and mtime of every sample's file (a repaired or
+  replaced image changes the key; hashing their bytes would cost as much
+  as the pass), and the bytes of in-memory images;
+* the data preprocessor: its output on a fixed probe image (mean, std,
+  ``to_rgb`` and anything else it does);
+* the component's fingerprint: the teacher's architecture config and a
+  digest of its weights, the concept descriptions, normalisation and τ;
+* the test pipeline and the storage dtype.
+
+A cache file that cannot be read, has the wrong shape, NaN / inf, negative
+values or rows that do not sum to 1 is refused (logged) and recomputed.
+Files are written to ``<name>.tmp<PID>.<host>`` and renamed; the temporary
+file is removed on any error (a full disk only costs the cache, training
+goes on), and those of dead processes of this host are removed on the next
+pass.
 
 Cache folder (``cache_dir``): default ``<work_dir>/../.soft_label_cache``,
 i.e. shared by every run under the same ``work_dirs/``. It must be on a
@@ -20,13 +34,17 @@ pass is sharded: each rank computes a contiguous slice of the samples and
 the slices are all-gathered; rank 0 writes the file and shows a progress
 bar with an ETA.
 """
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+import re
+import socket
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine import dist as mm_dist
 from mmengine.dataset import Compose, pseudo_collate
@@ -37,29 +55,20 @@ from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, Dataset
 
 from drm_mm.datasets.transforms.load_image_draft import CorruptImageError
+from drm_mm.models.rank_shards import shard_bounds
+from drm_mm.models.soft_labels import table_problem
 from drm_mm.registry import HOOKS, TRANSFORMS, build_in_scope
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _DATASET_ATTRS = ('data_root', 'split', 'ann_file', 'metadata_file',
                   'data_prefix', 'split_scheme', 'version')
-_IGNORED_CLIP_KEYS = ('frozen', 'grad_checkpointing', 'cache_dir',
-                      'init_cfg')
+#: ``<cache>.tmp<PID>`` or ``<cache>.tmp<PID>.<host>``
+_TMP_NAME = re.compile(r'^soft_labels_\w+\.pt\.tmp(\d+)(?:\.(.+))?$')
 
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(
         json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """Digest of a module's state dict (names, dtypes, shapes, values)."""
-    hasher = hashlib.blake2b(digest_size=20)
-    for name, tensor in sorted(module.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        hasher.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}'.encode())
-        hasher.update(tensor.view(-1).view(torch.uint8).numpy().tobytes()
-                      if tensor.numel() else b'')
-    return hasher.hexdigest()
 
 
 def _file_stamp(path: Any) -> Optional[Dict[str, Any]]:
@@ -96,6 +105,70 @@ def dataset_fingerprint(dataset: Any) -> Dict[str, Any]:
                                       key=lambda kv: kv[0])).encode())
         info['data_list'] = hasher.hexdigest()
     return info
+
+
+def image_stamps(dataset: Any) -> str:
+    """Digest of every sample's image: path, size and mtime (ns) of each
+    file a data info names under a ``*path`` key, and the bytes of
+    in-memory arrays (one ``stat`` per sample, no reading)."""
+    hasher = hashlib.sha256()
+    for i in range(len(dataset)):
+        for key, value in sorted(dataset.get_data_info(i).items(),
+                                 key=lambda kv: kv[0]):
+            if isinstance(value, np.ndarray):
+                hasher.update(f'{i}|{key}|{value.dtype}|{value.shape}'
+                              .encode())
+                hasher.update(np.ascontiguousarray(value).tobytes())
+            elif key.endswith('path'):
+                stamp = _file_stamp(value)
+                hasher.update(f'{i}|{key}|{stamp}'.encode())
+    return hasher.hexdigest()
+
+
+def preprocessor_fingerprint(preprocessor: Any) -> Dict[str, str]:
+    """What a data preprocessor does to an image: its output on a fixed
+    probe (channels differ, so mean / std / ``to_rgb`` all show)."""
+    probe = (torch.arange(3 * 4 * 4, dtype=torch.uint8) * 5).view(3, 4, 4)
+    with torch.no_grad():
+        out = preprocessor(dict(inputs=[probe], data_samples=None),
+                           False)['inputs']
+    values = out.detach().float().cpu().mul(1e4).round().to(torch.int64)
+    return dict(type=type(preprocessor).__name__,
+                probe=hashlib.sha256(values.numpy().tobytes()).hexdigest())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_tmp_files(cache_dir: str,
+                           logger: Optional[MMLogger] = None) -> List[str]:
+    """Remove temporary cache files left by dead processes of this host
+    (a kill during a write); returns their paths."""
+    if not osp.isdir(cache_dir):
+        return []
+    host, removed = socket.gethostname(), []
+    for name in sorted(os.listdir(cache_dir)):
+        match = _TMP_NAME.match(name)
+        if match is None or match.group(2) not in (None, host):
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        path = osp.join(cache_dir, name)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+            removed.append(path)
+            print_log(f'SoftLabelCacheHook: removed {path}, left by a '
+                      f'process that died while writing it.', logger=logger,
+                      level=logging.WARNING)
+    return removed
 
 
 class _PipelineView(Dataset):
@@ -217,57 +290,76 @@ class SoftLabelCacheHook(Hook):
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        if not hasattr(model, 'set_soft_labels'):
-            raise TypeError(f'SoftLabelCacheHook needs a DRMClassifier, got '
-                            f'{type(model).__name__}.')
-        if not model.needs_soft_labels or model.soft_label_source != 'cache':
-            self.last_source = None
+        cache_dir = self.cache_dir or osp.join(
+            osp.dirname(osp.abspath(runner.work_dir)), '.soft_label_cache')
+        table = self.load_or_compute(
+            model, runner.train_dataloader.dataset,
+            self.pipeline or find_pipeline(runner.cfg), cache_dir,
+            runner.logger)
+        if table is None:
             runner.logger.info(
                 'SoftLabelCacheHook: nothing to do (wrm_weight = 0 or soft '
                 "labels computed online).")
-            return
-        pipeline = self.pipeline or find_pipeline(runner.cfg)
-        if pipeline is None:
-            raise ValueError(
-                'SoftLabelCacheHook: no test/val pipeline in the config; '
-                'pass pipeline=[...] (the test-time transforms) to the hook.')
-        cache_dir = self.cache_dir or osp.join(
-            osp.dirname(osp.abspath(runner.work_dir)), '.soft_label_cache')
-        table = self.load_or_compute(model, runner.train_dataloader.dataset,
-                                     pipeline, cache_dir, runner.logger)
-        model.set_soft_labels(table)
+
+    def load_or_compute(self, model: Any, dataset: Any,
+                        pipeline: Optional[List[dict]], cache_dir: str,
+                        logger: Optional[MMLogger] = None
+                        ) -> Optional[torch.Tensor]:
+        """Fill the p_c table of ``model``'s soft-label component from the
+        cache or a pass; returns it (None when the model needs none)."""
+        component = getattr(model, 'soft_labels', None)
+        if not callable(getattr(component, 'fill_table', None)):
+            raise TypeError(f'SoftLabelCacheHook needs a model whose '
+                            f'soft_labels component has fill_table() (e.g. '
+                            f'DRMClassifier), got {type(model).__name__}.')
+
+        def make_table(fingerprint: dict,
+                       label_fn: Callable[[torch.Tensor], torch.Tensor]
+                       ) -> torch.Tensor:
+            if pipeline is None:
+                raise ValueError(
+                    'SoftLabelCacheHook: no test/val pipeline in the config; '
+                    'pass pipeline=[...] (the test-time transforms) to the '
+                    'hook.')
+            return self._table(fingerprint, label_fn,
+                               model.data_preprocessor, dataset, pipeline,
+                               cache_dir, logger)
+
+        self.last_source = None
+        return component.fill_table(make_table)
 
     # -------------------------------------------------------------- work
-    def cache_key(self, model: Any, teacher: torch.nn.Module, dataset: Any,
-                  pipeline: List[dict]) -> Dict[str, Any]:
+    def cache_key(self, fingerprint: dict, dataset: Any,
+                  pipeline: List[dict], preprocessor: Any) -> Dict[str, Any]:
         """Everything that determines the table (hashed into the name)."""
-        clip_cfg = getattr(model, '_clip_cfg', None) or {}
-        clip_cfg = {k: v for k, v in dict(clip_cfg).items()
-                    if k not in _IGNORED_CLIP_KEYS}
         return dict(version=CACHE_VERSION,
                     dataset=dataset_fingerprint(dataset),
-                    clip=clip_cfg,
-                    teacher=weights_digest(teacher),
-                    prompts=model.soft_label_fingerprint(),
+                    images=image_stamps(dataset),
+                    preprocessor=preprocessor_fingerprint(preprocessor),
+                    soft_labels=fingerprint,
                     pipeline=pipeline,
                     dtype=str(self.dtype))
 
-    def load_or_compute(self, model: Any, dataset: Any,
-                        pipeline: List[dict], cache_dir: str,
-                        logger: Optional[MMLogger] = None) -> torch.Tensor:
-        """The p_c table ``(len(dataset), C)`` from the cache or a pass."""
+    def _table(self, fingerprint: dict,
+               label_fn: Callable[[torch.Tensor], torch.Tensor],
+               preprocessor: Any, dataset: Any, pipeline: List[dict],
+               cache_dir: str, logger: Optional[MMLogger]) -> torch.Tensor:
         dataset = _unwrap_dataset(dataset)
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
-        teacher = model.build_teacher()
-        key = self.cache_key(model, teacher, dataset, pipeline)
-        path = osp.join(cache_dir, f'soft_labels_{_digest(key)[:24]}.pt')
+        expected = (len(dataset), int(fingerprint['num_classes']))
+        shared: list = [None, None, None]
+        if mm_dist.is_main_process():
+            remove_stale_tmp_files(cache_dir, logger)
+            key = self.cache_key(fingerprint, dataset, pipeline,
+                                 preprocessor)
+            path = osp.join(cache_dir, f'soft_labels_{_digest(key)[:24]}.pt')
+            shared = [path, self._valid_cache(path, expected, logger),
+                      json.dumps(key, sort_keys=True, default=str)]
+        mm_dist.broadcast_object_list(shared)
+        path, cached, key_text = shared
         self.last_path = path
-        expected = (len(dataset), model.num_classes)
-        flag = [self._readable(path, expected, logger)
-                if mm_dist.is_main_process() else None]
-        mm_dist.broadcast_object_list(flag)
-        if flag[0]:
+        if cached:
             table = torch.load(path, map_location='cpu',
                                weights_only=True)['soft_labels']
             self.last_source = 'cache'
@@ -277,48 +369,62 @@ class SoftLabelCacheHook(Hook):
         print_log(f'SoftLabelCacheHook: computing soft labels for '
                   f'{expected[0]} samples ({expected[1]} classes) -> {path}',
                   logger=logger)
-        table = self.compute(model, teacher, dataset, pipeline)
+        table = self.compute(label_fn, preprocessor, dataset, pipeline,
+                             expected[1]).to(self.dtype)
         self.num_computed += 1
         self.last_source = 'computed'
         if mm_dist.is_main_process():
-            os.makedirs(cache_dir, exist_ok=True)
-            tmp = f'{path}.tmp{os.getpid()}'
-            torch.save(dict(soft_labels=table.to(self.dtype),
-                            key=json.dumps(key, sort_keys=True, default=str)),
-                       tmp)
-            os.replace(tmp, path)
+            self._write(table, key_text, path, logger)
         mm_dist.barrier()
-        return table.to(self.dtype).float()
+        return table.float()
 
     @staticmethod
-    def _readable(path: str, expected: tuple,
-                  logger: Optional[MMLogger]) -> bool:
+    def _write(table: torch.Tensor, key_text: str, path: str,
+               logger: Optional[MMLogger]) -> None:
+        """Write through a temporary file; remove it on any error, and go
+        on without the cache file when the disk refuses it."""
+        tmp = f'{path}.tmp{os.getpid()}.{socket.gethostname()}'
+        try:
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            torch.save(dict(soft_labels=table, key=key_text), tmp)
+            os.replace(tmp, path)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            if not isinstance(err, OSError):
+                raise
+            print_log(f'SoftLabelCacheHook: could not write the cache {path} '
+                      f'({err}); training goes on with the table in memory.',
+                      logger=logger, level=logging.WARNING)
+
+    @staticmethod
+    def _valid_cache(path: str, expected: tuple,
+                     logger: Optional[MMLogger]) -> bool:
         if not osp.isfile(path):
             return False
         try:
             table = torch.load(path, map_location='cpu',
                                weights_only=True)['soft_labels']
+            problem = (f'shape {tuple(table.shape)} instead of {expected}'
+                       if tuple(table.shape) != tuple(expected) else
+                       table_problem(table, expected[1]))
         except Exception as err:  # corrupt / foreign file: recompute
-            print_log(f'SoftLabelCacheHook: ignoring unreadable cache '
-                      f'{path} ({err}); recomputing.', logger=logger,
-                      level=30)
-            return False
-        if tuple(table.shape) != tuple(expected):
-            print_log(f'SoftLabelCacheHook: cache {path} has shape '
-                      f'{tuple(table.shape)}, expected {expected}; '
-                      'recomputing.', logger=logger, level=30)
-            return False
-        return True
+            problem = f'unreadable ({type(err).__name__}: {err})'
+        if problem is None:
+            return True
+        print_log(f'SoftLabelCacheHook: refusing the cache {path}: '
+                  f'{problem}; recomputing.', logger=logger,
+                  level=logging.WARNING)
+        return False
 
     @torch.no_grad()
-    def compute(self, model: Any, teacher: torch.nn.Module, dataset: Any,
-                pipeline: List[dict]) -> torch.Tensor:
+    def compute(self, label_fn: Callable[[torch.Tensor], torch.Tensor],
+                preprocessor: Any, dataset: Any, pipeline: List[dict],
+                num_classes: int) -> torch.Tensor:
         """One teacher pass over the dataset, sharded across ranks."""
         rank, world = mm_dist.get_dist_info()
         total = len(dataset)
-        per_rank = -(-total // world)
-        start, stop = min(rank * per_rank, total), min((rank + 1) * per_rank,
-                                                       total)
+        start, stop = shard_bounds(total, rank, world)
         transforms = Compose([
             build_in_scope(TRANSFORMS, t) if isinstance(t, dict) else t
             for t in pipeline
@@ -330,25 +436,19 @@ class SoftLabelCacheHook(Hook):
                             shuffle=False,
                             collate_fn=pseudo_collate)
         bar = ProgressBar(stop - start) if rank == 0 else None
-        was_training = model.training
-        model.eval()
         parts: List[torch.Tensor] = []
-        try:
-            for batch in loader:
-                data = model.data_preprocessor(batch, False)
-                probs = model.teacher_soft_labels(teacher, data['inputs'])
-                parts.append(probs.float().cpu())
-                if bar is not None:
-                    bar.update(probs.size(0))
-        finally:
-            model.train(was_training)
+        for batch in loader:
+            probs = label_fn(preprocessor(batch, False)['inputs'])
+            parts.append(probs.float().cpu())
+            if bar is not None:
+                bar.update(probs.size(0))
         if bar is not None:
             bar.file.write('\n')
-        shard = (torch.cat(parts) if parts else torch.zeros(
-            0, model.num_classes))
+        shard = (torch.cat(parts) if parts else torch.zeros(0, num_classes))
         if world == 1:
             return shard
-        padded = shard.new_zeros(per_rank, model.num_classes)
+        per_rank = -(-total // world)
+        padded = shard.new_zeros(per_rank, num_classes)
         padded[:shard.size(0)] = shard
         gathered = mm_dist.all_gather(padded)
         return torch.cat([g.cpu() for g in gathered])[:total]

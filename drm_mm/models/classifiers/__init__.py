@@ -1,4 +1,6 @@
-"""Classifiers: the DRM classifier (DRM and its baselines by config)."""
+"""Classifiers: the DRM classifier (DRM and its baselines by config) and
+its text prototypes."""
 from .drm_classifier import CLIP_MEAN, CLIP_STD, DRMClassifier
+from .text_prototypes import TextPrototypes
 
-__all__ = ['DRMClassifier', 'CLIP_MEAN', 'CLIP_STD']
+__all__ = ['DRMClassifier', 'CLIP_MEAN', 'CLIP_STD', 'TextPrototypes']

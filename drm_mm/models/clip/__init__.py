@@ -1,9 +1,12 @@
-"""open_clip adapter: one place that builds CLIP models and tokenizers."""
+"""open_clip adapter: one place that builds CLIP models and tokenizers, and
+the padding-free text forward."""
 from .open_clip_adapter import (MODEL_CONFIG_DIR, build_open_clip,
-                                build_tokenizer, load_clip_weights)
-from .open_clip_model import OpenCLIP, frozen_copy
+                                build_tokenizer, freeze_module,
+                                load_clip_weights)
+from .open_clip_model import OpenCLIP
+from .text_trimming import plan_length_buckets
 
 __all__ = [
     'MODEL_CONFIG_DIR', 'build_open_clip', 'build_tokenizer',
-    'load_clip_weights', 'OpenCLIP', 'frozen_copy'
+    'freeze_module', 'load_clip_weights', 'OpenCLIP', 'plan_length_buckets'
 ]

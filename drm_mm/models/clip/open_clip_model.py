@@ -1,15 +1,13 @@
 """``OpenCLIP``: both towers of an open_clip CLIP as one MMEngine module."""
-import copy
 from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule
-from torch import nn
 
 from drm_mm.registry import MODELS
-from .open_clip_adapter import (TrimmedTextCLIP, build_open_clip,
-                                build_tokenizer, enable_text_trimming,
-                                freeze_module)
+from .open_clip_adapter import build_open_clip, build_tokenizer
+from .text_trimming import (TrimmedTextCLIP, enable_text_trimming,
+                            encode_by_plan)
 
 TOWERS = ('image', 'text', 'logit_scale')
 
@@ -138,26 +136,26 @@ class OpenCLIP(BaseModule):
 
     def encode_text(self, texts: Union[Sequence[str], torch.Tensor],
                     normalize: bool = True,
-                    lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Text embeddings ``(N, D)`` of strings or token ids in one call.
+                    lengths: Optional[torch.Tensor] = None,
+                    max_rows: Optional[int] = None) -> torch.Tensor:
+        """Text embeddings ``(N, D)`` of strings or token ids.
 
         ``lengths``: known per-row upper bounds of :meth:`text_lengths` (CPU)
         so that a trimmed forward needs no device sync; optional.
+        ``max_rows``: at most this many prompts per forward (bounds memory).
         """
         tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(
             texts)
         if isinstance(self.model, TrimmedTextCLIP):
             return self.model.encode_text(tokens, normalize=normalize,
-                                          lengths=lengths)
-        return self.model.encode_text(tokens, normalize=normalize)
+                                          lengths=lengths, max_rows=max_rows)
+        if max_rows is None or tokens.size(0) <= max_rows:
+            return self.model.encode_text(tokens, normalize=normalize)
+        return encode_by_plan(
+            lambda rows, _: self.model.encode_text(rows, normalize=normalize),
+            tokens, self.text_lengths(tokens), 1, 0, max_rows)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised image embeddings (so the module works as a backbone)."""
         return self.encode_image(images)
 
-
-def frozen_copy(clip: 'OpenCLIP') -> nn.Module:
-    """A frozen deep copy of ``clip`` (e.g. the pre-trained teacher)."""
-    teacher = copy.deepcopy(clip)
-    freeze_module(teacher)
-    return teacher

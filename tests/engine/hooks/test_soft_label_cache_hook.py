@@ -55,14 +55,29 @@ class TinyImages(BaseDataset):
         return infos
 
 
-def make_model(descriptions=DESCRIPTIONS, wrm_weight=1.0, source='cache'):
+def make_model(descriptions=DESCRIPTIONS, wrm_weight=1.0, source='cache',
+               **kwargs):
     torch.manual_seed(0)
     return DRMClassifier(
         clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
         classnames=CLASSES, templates=['a photo of {c}.'],
         descriptions=descriptions,
         loss=dict(erm='contrastive', wrm_weight=wrm_weight),
-        soft_labels=dict(source=source))
+        soft_labels=dict(source=source), **kwargs)
+
+
+def teacher_p_c(inputs, tau=0.1):
+    """p_c of the initial tiny CLIP (the teacher of make_model())."""
+    online = make_model(source='online')
+    online.soft_labels.tau = tau
+    return online.soft_labels(inputs, [])
+
+
+def pass_inputs(dataset, model, indices):
+    transforms = Compose([TRANSFORMS.build(t) for t in PIPELINE])
+    batch = pseudo_collate([transforms(dataset.get_data_info(i))
+                            for i in indices])
+    return model.data_preprocessor(batch, False)['inputs']
 
 
 def make_runner(tmp_path, model, n=7, pipeline=PIPELINE):
@@ -88,11 +103,7 @@ def test_computes_with_the_test_pipeline_and_hands_the_table_over(tmp_path):
     assert (table.min(dim=1).values == 0).all()  # minmax: exact zeros
     # the same as the teacher on the test-pipeline images, in index order
     dataset = runner.train_dataloader.dataset
-    transforms = Compose([TRANSFORMS.build(t) for t in PIPELINE])
-    batch = pseudo_collate([transforms(dataset.get_data_info(i))
-                            for i in range(7)])
-    inputs = model.data_preprocessor(batch, False)['inputs']
-    expected = model.teacher_soft_labels(model.build_teacher(), inputs)
+    expected = teacher_p_c(pass_inputs(dataset, model, range(7)))
     assert torch.allclose(table, expected, atol=1e-5)
     # default folder: <work_dir>/../.soft_label_cache
     assert Path(hook.last_path).parent == tmp_path / 'work_dirs' / \
@@ -137,7 +148,7 @@ def test_other_inputs_of_p_c_change_the_key(tmp_path, change):
     elif change == 'dataset':
         kwargs['n'] = 5
     else:
-        model.soft_label_cfg['tau'] = 0.5
+        model.soft_labels.tau = 0.5
     hook = SoftLabelCacheHook()
     hook.before_train(make_runner(tmp_path, model, **kwargs))
     assert hook.last_source == 'computed'
@@ -160,6 +171,144 @@ def test_missing_pipeline_is_a_clear_error(tmp_path):
         type='X', pipeline=PIPELINE))))) == PIPELINE
 
 
+# ---- a cache file is trusted only when it is a p_c table of this input
+
+
+def _log_lines(monkeypatch):
+    import drm_mm.engine.hooks.soft_label_cache_hook as module
+    lines = []
+    inner = module.print_log
+
+    def record(msg, *args, **kwargs):
+        lines.append(msg)
+        return inner(msg, *args, **kwargs)
+
+    monkeypatch.setattr(module, 'print_log', record)
+    return lines
+
+
+@pytest.mark.parametrize('damage, problem', [
+    (lambda t: t.__setitem__((2, 1), float('nan')),
+     '1 non-finite value(s) (NaN / inf)'),
+    (lambda t: t.__setitem__((0, 0), -0.25), 'negative values'),
+    (lambda t: t.mul_(3.0), 'rows that do not sum to 1'),
+])
+def test_a_damaged_cache_file_is_refused_and_recomputed(tmp_path, damage,
+                                                        problem,
+                                                        monkeypatch):
+    first = SoftLabelCacheHook()
+    first.before_train(make_runner(tmp_path, make_model()))
+    good = torch.load(first.last_path, weights_only=True)
+    table = good['soft_labels'].clone()
+    damage(table)
+    torch.save(dict(good, soft_labels=table), first.last_path)
+    lines = _log_lines(monkeypatch)
+    model = make_model()
+    hook = SoftLabelCacheHook()
+    hook.before_train(make_runner(tmp_path, model))
+    assert hook.last_source == 'computed' and hook.num_computed == 1
+    assert hook.last_path == first.last_path
+    refusals = [m for m in lines if 'refusing the cache' in m]
+    assert len(refusals) == 1 and problem in refusals[0]
+    assert torch.equal(model.soft_label_table, good['soft_labels'])
+    assert torch.equal(torch.load(hook.last_path, weights_only=True)[
+        'soft_labels'], good['soft_labels'])
+
+
+@pytest.mark.parametrize('preprocessor', [
+    dict(mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0], to_rgb=True),
+    dict(mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0], to_rgb=False),
+    dict(mean=[10.0, 0.0, 0.0], std=[255.0, 255.0, 255.0], to_rgb=True),
+])
+def test_the_data_preprocessor_is_part_of_the_key(tmp_path, preprocessor):
+    """An RGB table is never reused for a BGR (or other mean / std)
+    config."""
+    base = SoftLabelCacheHook()
+    base.before_train(make_runner(tmp_path, make_model()))
+    hook = SoftLabelCacheHook()
+    model = make_model(data_preprocessor=preprocessor)
+    hook.before_train(make_runner(tmp_path, model))
+    assert hook.last_source == 'computed' and hook.last_path != base.last_path
+    inputs = pass_inputs(hook_dataset(tmp_path), model, range(7))
+    assert torch.allclose(model.soft_label_table, teacher_p_c(inputs),
+                          atol=1e-5)
+
+
+def hook_dataset(tmp_path):
+    return TinyImages(str(tmp_path / 'images'), n=7)
+
+
+def test_a_replaced_image_gets_its_own_row(tmp_path):
+    first_model = make_model()
+    first_model.soft_labels.tau = 1.0  # linear min-max: no one-hot rows
+    first = SoftLabelCacheHook()
+    first.before_train(make_runner(tmp_path, first_model))
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 255, (50, 44, 3), dtype=np.uint8)).save(
+        tmp_path / 'images' / 'img3.png')
+    model = make_model()
+    model.soft_labels.tau = 1.0
+    hook = SoftLabelCacheHook()
+    hook.before_train(make_runner(tmp_path, model))
+    assert hook.last_source == 'computed' and hook.last_path != first.last_path
+    new_row = teacher_p_c(pass_inputs(hook_dataset(tmp_path), model, [3]),
+                          tau=1.0)
+    assert torch.allclose(model.soft_label_table[3], new_row[0], atol=1e-5)
+    assert not torch.allclose(first_model.soft_label_table[3], new_row[0],
+                              atol=1e-3)
+    keep = [0, 1, 2, 4, 5, 6]
+    assert torch.allclose(model.soft_label_table[keep],
+                          first_model.soft_label_table[keep], atol=1e-6)
+
+
+# ---- no temporary file outlives its writer
+
+
+@pytest.mark.parametrize('error', [OSError(28, 'No space left on device'),
+                                   KeyboardInterrupt()])
+def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch,
+                                                 error):
+    import drm_mm.engine.hooks.soft_label_cache_hook as module
+
+    def partial_save(obj, path):
+        Path(path).write_bytes(b'PK\x03\x04 half a file')
+        raise error
+
+    monkeypatch.setattr(module.torch, 'save', partial_save)
+    lines = _log_lines(monkeypatch)
+    model = make_model()
+    hook = SoftLabelCacheHook()
+    if isinstance(error, OSError):  # a full disk costs only the cache
+        hook.before_train(make_runner(tmp_path, model))
+        assert model.soft_label_table.shape == (7, 3)
+        assert any('could not write the cache' in m and
+                   'No space left on device' in m for m in lines)
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            hook.before_train(make_runner(tmp_path, model))
+    cache_dir = tmp_path / 'work_dirs' / '.soft_label_cache'
+    assert sorted(os.listdir(cache_dir)) == []
+
+
+def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
+    cache_dir = tmp_path / 'work_dirs' / '.soft_label_cache'
+    cache_dir.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    host = socket.gethostname()
+    stale = [f'soft_labels_0a.pt.tmp{dead.pid}',
+             f'soft_labels_0b.pt.tmp{dead.pid}.{host}']
+    kept = [f'soft_labels_0c.pt.tmp{os.getppid()}.{host}',  # alive
+            f'soft_labels_0d.pt.tmp{dead.pid}.other-host',  # not ours
+            'notes.txt']
+    for name in stale + kept:
+        (cache_dir / name).write_bytes(b'x')
+    hook = SoftLabelCacheHook()
+    hook.before_train(make_runner(tmp_path, make_model()))
+    names = set(os.listdir(cache_dir))
+    assert names == set(kept) | {Path(hook.last_path).name}
+
+
 _WORKER = textwrap.dedent('''
     import sys
     import torch
@@ -175,10 +324,11 @@ _WORKER = textwrap.dedent('''
         torch.set_num_threads(1)
         dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
                                 rank=rank, world_size=2)
-        model = t.make_model()
+        model = t.make_model(source='online')
         dataset = t.TinyImages(out + '/images', n=7)
         hook = SoftLabelCacheHook(batch_size=2)
-        table = hook.compute(model, model.build_teacher(), dataset, t.PIPELINE)
+        table = hook.compute(lambda x: model.soft_labels(x, []),
+                             model.data_preprocessor, dataset, t.PIPELINE, 3)
         torch.save(table, f'{out}/rank{rank}.pt')
         dist.destroy_process_group()
 
@@ -186,10 +336,11 @@ _WORKER = textwrap.dedent('''
     if __name__ == '__main__':
         torch.set_num_threads(1)
         port, out = int(sys.argv[1]), sys.argv[2]
-        model = t.make_model()
+        model = t.make_model(source='online')
         dataset = t.TinyImages(out + '/images', n=7)
-        table = SoftLabelCacheHook().compute(model, model.build_teacher(),
-                                             dataset, t.PIPELINE)
+        table = SoftLabelCacheHook().compute(
+            lambda x: model.soft_labels(x, []), model.data_preprocessor,
+            dataset, t.PIPELINE, 3)
         torch.save(table, f'{out}/single.pt')
         mp.start_processes(worker, args=(port, out), nprocs=2, join=True,
                            start_method='fork')

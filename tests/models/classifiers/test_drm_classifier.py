@@ -10,7 +10,7 @@ from drm_mm.models.classifiers.drm_classifier import DRMClassifier
 from drm_mm.models.clip import OpenCLIP
 from drm_mm.models.heads.clip_text_head import class_prototypes
 from drm_mm.models.losses.dual_risk_loss import soft_cross_entropy
-from drm_mm.models.soft_labels import minmax_soft_labels
+from drm_mm.models.soft_labels import minmax_soft_labels, softmax_soft_labels
 from mmpretrain.structures import DataSample
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -169,7 +169,7 @@ def test_frozen_text_captions_equal_direct_encoding():
     model = build(frozen=('text', ), templates=['a photo of {c}.'],
                   loss=dict(erm='contrastive', wrm_weight=0.0), beta=1.0,
                   descriptions=None)
-    table = model._cached('caption')
+    table = model.text.cached(model.clip, 'caption')
     direct = model.clip.encode_text([f'a photo of {c}.' for c in CLASSES])
     assert torch.allclose(table[:, 0], direct, atol=1e-6)
 
@@ -194,35 +194,71 @@ def test_cache_mode_looks_up_soft_labels_by_sample_idx():
         model(x, samples, mode='loss')
 
 
-def test_online_soft_labels_come_from_the_initial_clip():
-    model = build(soft_labels=dict(source='online', tau=0.1))
-    x, _ = batch()
-    teacher = model.build_teacher()
+def _initial_p_c(initial_clip, x, tau=0.1):
+    """p_c by hand from a copy of the CLIP at its initial weights."""
     with torch.no_grad():
-        expected = model.teacher_soft_labels(teacher, x)
+        img = initial_clip.encode_image(x)
+        aff = img @ manual_prototypes(
+            initial_clip, [[DESCRIPTIONS['cat']], DESCRIPTIONS['dog'],
+                           [DESCRIPTIONS['bird']]]).t()
+    return minmax_soft_labels(aff, tau)
+
+
+def test_online_soft_labels_come_from_the_initial_clip():
+    import copy
+    model = build(soft_labels=dict(source='online', tau=0.1))
+    initial = copy.deepcopy(model.clip)
+    x, _ = batch()
+    with torch.no_grad():
         for p in model.clip.parameters():
             p.add_(0.05)
-    model.invalidate_prototypes()
-    with torch.no_grad():
-        img = teacher.encode_image(x)
-        aff = img @ manual_prototypes(
-            teacher, [[DESCRIPTIONS['cat']], DESCRIPTIONS['dog'],
-                      [DESCRIPTIONS['bird']]]).t()
-    assert torch.allclose(expected, minmax_soft_labels(aff, 0.1), atol=1e-5)
-    assert torch.allclose(model.soft_labels_for(x, []), expected, atol=1e-6)
-    assert 'teacher' not in dict(model.named_modules())
+    expected = _initial_p_c(initial, x)
+    assert torch.allclose(model.soft_labels(x, []), expected, atol=1e-5)
+    assert 'teacher' not in str(dict(model.named_modules()).keys())
+    assert not any('teacher' in k or 'soft_labels' in k
+                   for k in model.state_dict())
 
 
 def test_cache_teacher_is_the_initial_clip_without_pretrained_weights():
+    import copy
     model = build(soft_labels=dict(source='cache'))
-    initial = {k: v.clone() for k, v in model.clip.state_dict().items()}
+    initial = copy.deepcopy(model.clip)
     with torch.no_grad():
         for p in model.clip.parameters():
             p.add_(1.0)
-    teacher = model.build_teacher()
-    for key, value in teacher.state_dict().items():
-        assert torch.equal(value, initial[key]), key
-    assert not any(p.requires_grad for p in teacher.parameters())
+    x, _ = batch()
+    seen = {}
+
+    def make_table(fingerprint, label_fn):
+        seen.update(fingerprint=fingerprint, p_c=label_fn(x))
+        return seen['p_c']
+
+    assert model.soft_labels.fill_table(make_table) is model.soft_label_table
+    assert torch.allclose(seen['p_c'], _initial_p_c(initial, x), atol=1e-5)
+    assert torch.equal(model.soft_label_table, seen['p_c'])
+    assert seen['fingerprint']['num_classes'] == 3
+    assert not any(p.requires_grad
+                   for p in model.soft_labels._kept_teacher[0].parameters())
+
+
+def test_teacher_softmax_uses_the_pretrained_logit_scale():
+    """normalization='softmax' runs at the teacher's logit scale, never at
+    the student's (which training moves)."""
+    import copy
+    model = build(soft_labels=dict(source='online', normalization='softmax',
+                                   tau=0.5))
+    initial = copy.deepcopy(model.clip)
+    with torch.no_grad():
+        model.clip.model.logit_scale.fill_(0.0)  # student scale 1
+    x, _ = batch()
+    with torch.no_grad():
+        img = initial.encode_image(x)
+        aff = img @ manual_prototypes(
+            initial, [[DESCRIPTIONS['cat']], DESCRIPTIONS['dog'],
+                      [DESCRIPTIONS['bird']]]).t()
+    expected = softmax_soft_labels(aff, float(initial.logit_scale), 0.5)
+    assert float(initial.logit_scale) == pytest.approx(1 / 0.07, rel=1e-4)
+    assert torch.allclose(model.soft_labels(x, []), expected, atol=1e-6)
 
 
 def test_config_errors_are_clear():
@@ -235,6 +271,43 @@ def test_config_errors_are_clear():
         build(soft_labels=dict(source='disk'))
     with pytest.raises(ValueError, match='normalization'):
         build(soft_labels=dict(normalization='zscore'))
+
+
+def test_soft_labels_component_is_built_by_type():
+    default = build(soft_labels=dict(source='cache', tau=0.3))
+    typed = build(soft_labels=dict(type='CoreSoftLabels', source='cache',
+                                   tau=0.3))
+    for model in (default, typed):
+        assert type(model.soft_labels).__name__ == 'CoreSoftLabels'
+        assert (model.soft_labels.source, model.soft_labels.tau,
+                model.soft_labels.normalization) == ('cache', 0.3, 'minmax')
+    with pytest.raises(ValueError) as err:
+        build(soft_labels=dict(type='NoSuchSoftLabels'))
+    assert str(err.value) == (
+        "DRMClassifier.soft_labels.type='NoSuchSoftLabels' is not "
+        "registered in drm_mm's MODELS; use 'CoreSoftLabels'.")
+
+
+@pytest.mark.parametrize('size', [0, -3, 2.5])
+def test_text_batch_size_must_be_positive(size):
+    with pytest.raises(ValueError) as err:
+        build(text_batch_size=size)
+    assert str(err.value) == (
+        f'DRMClassifier.text_batch_size must be a positive integer (prompts '
+        f'per text forward), got {size!r}.')
+
+
+def test_descriptions_are_matched_by_class_name_not_position():
+    """A description dict in another key order than the classes gives the
+    same cd prototypes, each class its own descriptions."""
+    shuffled = {k: DESCRIPTIONS[k] for k in ('bird', 'cat', 'dog')}
+    model = build(descriptions=shuffled).eval()
+    assert model.descriptions == [[DESCRIPTIONS['cat']], DESCRIPTIONS['dog'],
+                                  [DESCRIPTIONS['bird']]]
+    hand = manual_prototypes(model, [[DESCRIPTIONS['cat']],
+                                     DESCRIPTIONS['dog'],
+                                     [DESCRIPTIONS['bird']]])
+    assert torch.allclose(model.prototypes('cd'), hand, atol=1e-6)
 
 
 def test_linear_probe_head_starts_at_zero_shot():
@@ -346,14 +419,17 @@ def test_smoke_configs_build_their_model(name):
     assert ('SoftLabelCacheHook' in hooks) == uses_wrm
 
 
-def test_a_deep_copy_invalidates_its_own_cache_on_load(monkeypatch):
+def test_a_deep_copy_keeps_its_own_prototype_cache():
     import copy
     model = build(frozen=('text', )).eval()
-    model.prototypes('df')
+    before = model.prototypes('df').clone()
     twin = copy.deepcopy(model)
     twin.prototypes('df')
-    twin.load_state_dict(twin.state_dict())
-    assert 'df' not in twin._cache and 'df' in model._cache
+    state = {k: v + 0.1 if v.is_floating_point() else v
+             for k, v in twin.state_dict().items()}
+    twin.load_state_dict(state)
+    assert not torch.allclose(twin.prototypes('df'), before, atol=1e-4)
+    assert torch.equal(model.prototypes('df'), before)
 
 
 def test_duplicate_imagenet_names_get_wnid_keys():
@@ -411,6 +487,7 @@ from torch.nn.parallel import DistributedDataParallel
 from mmpretrain.structures import DataSample
 
 from drm_mm.models.classifiers.drm_classifier import DRMClassifier
+from drm_mm.models.rank_shards import rank_and_world
 
 CLASSES = ['cat', 'dog', 'bird']
 DESCRIPTIONS = {'cat': ['a small feline', 'a striped cat'],
@@ -451,7 +528,7 @@ def worker(rank, port, out):
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
                             rank=rank, world_size=2)
     model = build()
-    assert model._prompt_shard() == (rank, 2)
+    assert rank_and_world() == (rank, 2)
     seen = []
     model.clip.model.transformer.register_forward_pre_hook(
         lambda mod, args: seen.append(args[0].shape[0]))
@@ -498,15 +575,3 @@ def test_sharded_cd_prompts_match_one_process(tmp_path):
         for name, grad in single['grads'].items():
             assert torch.allclose(rank['grads'][name], grad, atol=1e-5,
                                   rtol=1e-4), name
-
-
-def test_teacher_copies_the_clip_not_the_whole_classifier():
-    model = build(soft_labels=dict(source='cache'))
-    model.set_soft_labels(torch.full((6, 3), 1 / 3))
-    teacher = model.build_teacher()
-    owners = [getattr(h, '__self__', None)
-              for h in teacher._load_state_dict_post_hooks.values()]
-    assert not any(isinstance(o, DRMClassifier) for o in owners)
-    # the classifier's own hook stays (cache invalidation on load)
-    assert any(getattr(h, '__self__', None) is model
-               for h in model.clip._load_state_dict_post_hooks.values())

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from drm_mm.models.clip import OpenCLIP, frozen_copy
+from drm_mm.models.clip import OpenCLIP
 
 
 def test_encoders_normalised():
@@ -41,16 +41,6 @@ def test_grad_checkpointing_same_gradients():
     assert b.model.visual.transformer.grad_checkpointing
     assert torch.allclose(a.model.visual.conv1.weight.grad,
                           b.model.visual.conv1.weight.grad, atol=1e-6)
-
-
-def test_frozen_copy_is_independent():
-    clip = OpenCLIP('drm-tiny-vit')
-    teacher = frozen_copy(clip)
-    assert all(not p.requires_grad for p in teacher.parameters())
-    with torch.no_grad():
-        clip.model.logit_scale.add_(1.0)
-    assert not torch.equal(clip.model.logit_scale,
-                           teacher.model.logit_scale)
 
 
 # ---- padding-free text forward (fast path; must equal the padded one)
@@ -106,27 +96,3 @@ def test_text_lengths_and_bound_hints():
     bound = torch.full_like(lengths, int(lengths.max()))
     assert torch.allclose(trimmed.encode_text(tokens, lengths=bound),
                           full.encode_text(tokens), atol=1e-5)
-
-
-def test_length_buckets_cover_every_row_once():
-    from drm_mm.models.clip.open_clip_adapter import plan_length_buckets
-    lengths = torch.tensor([5, 30, 7, 30, 12, 5, 77, 9])
-    plan = plan_length_buckets(lengths, 3, overhead=0)
-    rows = torch.cat([r for r, _ in plan])
-    assert sorted(rows.tolist()) == list(range(len(lengths)))
-    assert len(plan) <= 3
-    for r, limit in plan:
-        assert int(lengths[r].max()) == limit
-    assert len(plan_length_buckets(lengths, 3, overhead=10**6)) == 1
-
-
-def test_no_trimming_where_it_would_not_be_exact():
-    from drm_mm.models.clip.open_clip_adapter import enable_text_trimming
-    clip = OpenCLIP('drm-tiny-vit', trim_text=False)
-    clip.model.text_pool_type = 'last'  # pools the padded last position
-    assert not enable_text_trimming(clip.model)
-    clip.model.text_pool_type = 'argmax'
-    clip.model.attn_mask = None  # bidirectional text tower
-    assert not enable_text_trimming(clip.model)
-    with pytest.raises(ValueError, match='text_length_buckets'):
-        OpenCLIP('drm-tiny-vit', text_length_buckets=0)

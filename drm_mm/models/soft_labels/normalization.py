@@ -1,4 +1,5 @@
-"""Core-based soft labels ``p_c(y|x)`` from concept-description affinities.
+"""Normalisations that turn concept-description affinities into core-based
+soft labels ``p_c(y|x)``.
 
 Pure tensor functions (no model, no runner). The raw affinities
 ``a_y = cos(f_img(x), W_cd[y])`` of a pre-trained CLIP lie in a narrow band,

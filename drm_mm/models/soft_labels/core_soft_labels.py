@@ -1,0 +1,238 @@
+"""``CoreSoftLabels``: the core-based soft labels p_c of DRM's WRM term.
+
+p_c(y|x) comes from the frozen *pre-trained* CLIP (the teacher): its image
+embedding's affinities to the concept-description prototypes of every
+class, normalised per image (:mod:`.normalization`). The component owns the
+teacher and, with ``source='cache'``, the table ``p_c[sample_idx]`` of the
+training set, which it receives through :meth:`CoreSoftLabels.fill_table`
+(called by ``SoftLabelCacheHook``, which stores it on disk).
+"""
+import copy
+import hashlib
+import math
+from typing import Callable, Dict, List, Optional
+
+import torch
+from mmengine.model import BaseModule
+from mmpretrain.structures import DataSample
+
+from drm_mm.registry import MODELS, build_in_scope
+from ..clip.open_clip_adapter import freeze_module
+from ..clip.open_clip_model import OpenCLIP
+from .normalization import (affinities, check_normalization,
+                            soft_labels_from_affinities)
+
+SOURCES = ('cache', 'online')
+#: OpenCLIP config keys that do not change the teacher's outputs.
+_IGNORED_CLIP_KEYS = ('type', 'frozen', 'grad_checkpointing', 'cache_dir',
+                      'init_cfg')
+#: How far a row of a stored table may sum from 1 (float16 storage).
+ROW_SUM_TOLERANCE = 1e-2
+
+#: ``make_table(fingerprint, label_fn) -> table`` (see fill_table).
+TableMaker = Callable[[dict, Callable[[torch.Tensor], torch.Tensor]],
+                      torch.Tensor]
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """Digest of a module's state dict (names, dtypes, shapes, values)."""
+    hasher = hashlib.blake2b(digest_size=20)
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        hasher.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}'.encode())
+        hasher.update(tensor.view(-1).view(torch.uint8).numpy().tobytes()
+                      if tensor.numel() else b'')
+    return hasher.hexdigest()
+
+
+def table_problem(table: torch.Tensor, num_classes: int) -> Optional[str]:
+    """Why ``table`` is no p_c table of ``num_classes`` classes (shape,
+    NaN / inf, negative values, rows that do not sum to 1), or None."""
+    if table.dim() != 2 or table.size(1) != num_classes:
+        return (f'shape {tuple(table.shape)} instead of (N, {num_classes})')
+    values = table.float()
+    bad = int((~torch.isfinite(values)).sum())
+    if bad:
+        return f'{bad} non-finite value(s) (NaN / inf)'
+    if values.numel() and float(values.min()) < 0:
+        return f'negative values (down to {float(values.min()):.3g})'
+    if values.numel():
+        off = float((values.sum(dim=1) - 1).abs().max())
+        if off > ROW_SUM_TOLERANCE:
+            return f'rows that do not sum to 1 (off by up to {off:.3g})'
+    return None
+
+
+@MODELS.register_module()
+class CoreSoftLabels(BaseModule):
+    """p_c of the frozen pre-trained CLIP, online or from a cached table.
+
+    Args:
+        source: ``'cache'``: a table over the training set, filled before
+            training through :meth:`fill_table` (``SoftLabelCacheHook``) and
+            looked up by ``sample_idx``; ``'online'``: the teacher runs on
+            every training batch.
+        normalization: ``'minmax'`` / ``'softmax'`` / ``'none'`` (see
+            :mod:`drm_mm.models.soft_labels.normalization`).
+        tau: sharpening temperature (> 0).
+    """
+
+    def __init__(self,
+                 source: str = 'cache',
+                 normalization: str = 'minmax',
+                 tau: float = 0.1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if source not in SOURCES:
+            raise ValueError(f'soft_labels.source={source!r}; choose from '
+                             f'{SOURCES}.')
+        try:
+            check_normalization(normalization)
+        except ValueError as err:
+            raise ValueError(f'soft_labels.normalization: {err}') from None
+        try:
+            value = float(tau)
+        except (TypeError, ValueError):
+            value = float('nan')
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f'soft_labels.tau must be > 0 and finite, got '
+                             f'{tau!r}.')
+        self.source = source
+        self.normalization = normalization
+        self.tau = value
+        #: Whether the model trains with p_c (λ > 0); set by bind().
+        self.active = False
+        #: p_c ``(num_train_samples, C)`` on CPU (source 'cache'); not saved
+        #: in checkpoints.
+        self.table: Optional[torch.Tensor] = None
+        self._cd_prompts: Optional[List[List[str]]] = None
+        self._text = None
+        self._clip_cfg: Optional[dict] = None
+        # The teacher sits in a list so that it is no submodule: not in the
+        # state dict, the optimizer, DDP's parameters or model.to().
+        self._kept_teacher: List[OpenCLIP] = []
+        self._teacher_cd: Optional[torch.Tensor] = None
+
+    def init_weights(self) -> None:
+        """No weights of its own."""
+
+    def bind(self, clip: OpenCLIP, text, clip_cfg: Optional[dict],
+             active: bool) -> None:
+        """Called once by the classifier, before any training: the CLIP at
+        its pre-trained weights, its prompts (a ``TextPrototypes`` with a
+        'cd' set) and the CLIP config to rebuild the teacher from."""
+        self.active = bool(active)
+        self._text = text
+        self._clip_cfg = copy.deepcopy(clip_cfg) if clip_cfg else None
+        if not self.active:
+            return
+        if not text.has('cd'):
+            raise ValueError('CoreSoftLabels: soft labels need the cd '
+                             'prompts (descriptions).')
+        self._cd_prompts = text.prompts['cd']
+        if self.source == 'online' or not (self._clip_cfg or {}).get(
+                'pretrained'):
+            # Nothing to rebuild from (or needed every batch): keep a copy.
+            teacher = copy.deepcopy(clip)
+            freeze_module(teacher)
+            self._kept_teacher = [teacher]
+
+    @property
+    def needs_table(self) -> bool:
+        """Whether training looks p_c up in a table (fill_table first)."""
+        return self.active and self.source == 'cache'
+
+    # ------------------------------------------------------------ teacher
+    def _teacher(self) -> OpenCLIP:
+        if self._kept_teacher:
+            return self._kept_teacher[0]
+        if self._clip_cfg is None:
+            raise RuntimeError('CoreSoftLabels: not bound to a classifier '
+                               '(bind() first).')
+        teacher = build_in_scope(MODELS, self._clip_cfg)
+        freeze_module(teacher)
+        return teacher
+
+    @torch.no_grad()
+    def teacher_probs(self, teacher: OpenCLIP,
+                      inputs: torch.Tensor) -> torch.Tensor:
+        """p_c ``(N, C)`` of preprocessed images under ``teacher``, at the
+        teacher's own (pre-trained) logit scale."""
+        if teacher.device != inputs.device:
+            teacher.to(inputs.device)
+        if self._teacher_cd is None or \
+                self._teacher_cd.device != inputs.device:
+            self._teacher_cd = self._text.encode(teacher, 'cd')
+        feats = teacher.encode_image(inputs)
+        return soft_labels_from_affinities(
+            affinities(feats, self._teacher_cd), self.normalization,
+            self.tau, logit_scale=float(teacher.logit_scale))
+
+    # ------------------------------------------------------------ the table
+    def fingerprint(self, teacher: OpenCLIP) -> Dict[str, object]:
+        """What of the model determines p_c (for a cache key)."""
+        prompts = '\x1e'.join('\x1f'.join(d)
+                              for d in (self._cd_prompts or []))
+        return dict(
+            type=type(self).__name__,
+            clip={k: v for k, v in (self._clip_cfg or {}).items()
+                  if k not in _IGNORED_CLIP_KEYS},
+            teacher=weights_digest(teacher),
+            descriptions=hashlib.sha256(prompts.encode()).hexdigest(),
+            normalization=self.normalization,
+            tau=self.tau,
+            num_classes=len(self._cd_prompts or []))
+
+    def fill_table(self, make_table: TableMaker) -> Optional[torch.Tensor]:
+        """Install the p_c table of the training set and return it (None
+        when training needs none): ``make_table(fingerprint, label_fn)``
+        loads it from a store keyed by ``fingerprint`` or runs ``label_fn``
+        (preprocessed images -> p_c) over the data."""
+        if not self.needs_table:
+            return None
+        teacher = self._teacher()
+        self._teacher_cd = None
+        table = make_table(self.fingerprint(teacher),
+                           lambda inputs: self.teacher_probs(teacher, inputs))
+        self._teacher_cd = None
+        teacher.cpu()  # the pass is over: free the device memory
+        self.set_table(table)
+        return self.table
+
+    def set_table(self, table: Optional[torch.Tensor]) -> None:
+        """Install ``(num_train_samples, C)`` p_c (None: remove)."""
+        if table is not None:
+            problem = table_problem(table, len(self._cd_prompts or []))
+            if problem is not None:
+                raise ValueError(f'CoreSoftLabels: the soft-label table has '
+                                 f'{problem}.')
+            table = table.detach().float().cpu()
+        self.table = table
+
+    # ------------------------------------------------------------ training
+    def forward(self, inputs: torch.Tensor,
+                data_samples: List[DataSample]) -> torch.Tensor:
+        """p_c of a training batch: from the teacher (online), or looked up
+        in the table by ``sample_idx``."""
+        if self.source == 'online':
+            return self.teacher_probs(self._teacher(), inputs)
+        if self.table is None:
+            raise RuntimeError(
+                "DRMClassifier: soft_labels.source='cache' but no soft-label "
+                "table is installed. Add dict(type='SoftLabelCacheHook') to "
+                "custom_hooks in the config (or use soft_labels=dict("
+                "source='online')).")
+        try:
+            index = [int(s.metainfo['sample_idx']) for s in data_samples]
+        except KeyError:
+            raise KeyError(
+                "DRMClassifier: a data sample has no 'sample_idx'; keep "
+                "'sample_idx' in PackInputs(meta_keys=...) of the train "
+                'pipeline so the soft-label lookup is exact.') from None
+        bad = [i for i in index if not 0 <= i < self.table.size(0)]
+        if bad:
+            raise IndexError(f'sample_idx {bad[:5]} outside the soft-label '
+                             f'table of {self.table.size(0)} samples; the '
+                             'cache does not match the training set.')
+        return self.table[torch.as_tensor(index)].to(inputs.device,
+                                                     non_blocking=True)

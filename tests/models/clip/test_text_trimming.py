@@ -1,0 +1,49 @@
+"""The padding-free text forward's planner and its guard."""
+import pytest
+import torch
+
+from drm_mm.models.clip import OpenCLIP
+from drm_mm.models.clip.text_trimming import (enable_text_trimming,
+                                              encode_by_plan,
+                                              plan_length_buckets)
+
+
+def test_length_buckets_cover_every_row_once():
+    lengths = torch.tensor([5, 30, 7, 30, 12, 5, 77, 9])
+    plan = plan_length_buckets(lengths, 3, overhead=0)
+    rows = torch.cat([r for r, _ in plan])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    assert len(plan) <= 3
+    for r, limit in plan:
+        assert int(lengths[r].max()) == limit
+    assert len(plan_length_buckets(lengths, 3, overhead=10**6)) == 1
+
+
+def test_no_trimming_where_it_would_not_be_exact():
+    clip = OpenCLIP('drm-tiny-vit', trim_text=False)
+    clip.model.text_pool_type = 'last'  # pools the padded last position
+    assert not enable_text_trimming(clip.model)
+    clip.model.text_pool_type = 'argmax'
+    clip.model.attn_mask = None  # bidirectional text tower
+    assert not enable_text_trimming(clip.model)
+    with pytest.raises(ValueError, match='text_length_buckets'):
+        OpenCLIP('drm-tiny-vit', text_length_buckets=0)
+
+
+def test_max_rows_caps_every_batch_and_keeps_buckets():
+    lengths = torch.tensor([5, 30, 7, 30, 12, 5, 77, 9, 30, 30, 30])
+    plan = plan_length_buckets(lengths, 3, overhead=0, max_rows=2)
+    rows = torch.cat([r for r, _ in plan])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    assert max(len(r) for r, _ in plan) == 2
+    for r, limit in plan:
+        assert int(lengths[r].max()) <= limit
+    assert len({limit for _, limit in plan}) <= 3
+
+
+def test_encode_by_plan_puts_rows_back_in_order():
+    lengths = torch.tensor([9, 2, 7, 2, 9, 4, 1])
+    text = torch.arange(len(lengths)).unsqueeze(1).float()
+    out = encode_by_plan(lambda rows, n: rows * 10, text, lengths,
+                         max_buckets=3, overhead=0, max_rows=2)
+    assert out.flatten().tolist() == [10.0 * i for i in range(len(lengths))]
