@@ -35,7 +35,8 @@ from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from drm_mm.prompts import (build_prompts, load_descriptions,
+from drm_mm.prompts import (apply_description_template, build_prompts,
+                            check_description_template, load_descriptions,
                             make_class_keys, resolve_templates)
 from drm_mm.registry import MODELS, build_in_scope
 from ..clip.open_clip_adapter import freeze_module
@@ -66,19 +67,16 @@ def _resolve_classnames(classnames: Union[str, Sequence[str]]) -> List[str]:
 
 def _default_class_keys(classnames: Union[str, Sequence[str]],
                         names: List[str]) -> Optional[List[str]]:
-    """None when names are unique; for a dataset key with duplicated names,
-    ``"<name> [<id>]"`` keys from the dataset's class ids (ImageNet wnids)."""
+    """For a dataset key, its description keys (ImageNet and its subsets:
+    ``"<name> [<wnid>]"`` for the names the 1000 classes use twice); for a
+    list of names, None when they are unique (else an error asking for
+    class_keys)."""
+    if isinstance(classnames, str):
+        from drm_mm.datasets.classnames import get_class_keys
+        return get_class_keys(classnames)
     if len(set(names)) == len(names):
         return None
-    ids = None
-    if isinstance(classnames, str):
-        from drm_mm.datasets import classnames as cn
-        getter = {'imagenet': 'imagenet_wnids',
-                  'imagenet_a': 'imagenet_a_wnids',
-                  'imagenet_r': 'imagenet_r_wnids'}.get(classnames)
-        if getter is not None:
-            ids = list(getattr(cn, getter)())
-    return make_class_keys(names, ids)
+    return make_class_keys(names)
 
 
 def _tokens_of(clip: OpenCLIP, prompts: List[List[str]]
@@ -112,6 +110,9 @@ class DRMClassifier(BaseClassifier):
             also looked up in ``drm_mm/prompts/``) or a dict. Needed when the
             cd head is used (``head.beta < 1`` or ``loss.wrm_weight > 0``).
         class_keys: description keys of the classes when names repeat.
+        description_template: how a cd prompt is made from a description
+            ``{d}`` and the class name ``{c}``: ``'{d}'`` (default) uses the
+            description as it is, ``'{c} is {d}'`` prefixes the class name.
         allow_extra_description_keys: warn (not fail) on unknown keys.
         caption_templates: templates of the training captions (FLYP ERM);
             default ``templates``. One is drawn per sample and step.
@@ -138,6 +139,7 @@ class DRMClassifier(BaseClassifier):
                  templates: Optional[Union[str, Sequence[str]]] = None,
                  descriptions: Optional[Union[str, dict]] = None,
                  class_keys: Optional[Sequence[str]] = None,
+                 description_template: str = '{d}',
                  allow_extra_description_keys: bool = False,
                  caption_templates: Optional[Union[str,
                                                    Sequence[str]]] = None,
@@ -197,13 +199,14 @@ class DRMClassifier(BaseClassifier):
         self.templates = resolve_templates(templates)
         self.caption_templates = (self.templates if caption_templates is None
                                   else resolve_templates(caption_templates))
+        self.description_template = check_description_template(
+            description_template)
         self.descriptions: Optional[List[List[str]]] = None
         if descriptions is not None:
-            keys = (list(class_keys) if class_keys is not None else
-                    _default_class_keys(classnames, self.classnames))
-            self.descriptions = load_descriptions(
-                descriptions, self.classnames, class_keys=keys,
-                allow_extra_keys=allow_extra_description_keys)
+            self.descriptions = apply_description_template(
+                self._load_descriptions(descriptions, classnames, class_keys,
+                                        allow_extra_description_keys),
+                self.classnames, self.description_template)
 
         # ---- tokens (CPU; moved to the model's device on first use)
         self._tokens: Dict[str, torch.Tensor] = {}
@@ -251,6 +254,26 @@ class DRMClassifier(BaseClassifier):
         # Loading weights into the CLIP (checkpoint, WiSE-FT) makes cached
         # prototypes stale. A bound method survives deepcopy (EMA models).
         self.clip.register_load_state_dict_post_hook(self._on_load)
+
+    def _load_descriptions(self, descriptions: Union[str, dict],
+                           classnames: Union[str, Sequence[str]],
+                           class_keys: Optional[Sequence[str]],
+                           allow_extra: bool) -> List[List[str]]:
+        """Descriptions per class; an ImageNet subset key (``'imagenet_r'``)
+        reads the 1000-class file and keeps its classes."""
+        if class_keys is None and classnames in ('imagenet_a', 'imagenet_r'):
+            from drm_mm.datasets.classnames import (class_subset_indices,
+                                                    get_class_keys,
+                                                    get_classnames)
+            full = load_descriptions(
+                descriptions, get_classnames('imagenet'),
+                class_keys=get_class_keys('imagenet'),
+                allow_extra_keys=allow_extra)
+            return [full[i] for i in class_subset_indices(classnames)]
+        keys = (list(class_keys) if class_keys is not None else
+                _default_class_keys(classnames, self.classnames))
+        return load_descriptions(descriptions, self.classnames,
+                                 class_keys=keys, allow_extra_keys=allow_extra)
 
     def _on_load(self, module: nn.Module, incompatible_keys) -> None:
         self.invalidate_prototypes()
@@ -432,7 +455,7 @@ class DRMClassifier(BaseClassifier):
         labels = torch.cat([s.gt_label for s in data_samples]).to(
             inputs.device).long()
         image_features = self.clip.encode_image(inputs)
-        logit_scale = self.clip.logit_scale
+        logit_scale = self.clip.training_logit_scale  # clamped (losses only)
         erm = self.loss_module.erm
         need_df = erm == 'ce' and not self.head.linear
         need_cd = self.loss_module.uses_wrm
@@ -568,7 +591,7 @@ class DRMClassifier(BaseClassifier):
                 affinities(feats, protos),
                 self.soft_label_cfg['normalization'],
                 float(self.soft_label_cfg['tau']),
-                logit_scale=float(teacher.logit_scale))
+                logit_scale=float(teacher.training_logit_scale))
 
     def set_soft_labels(self, table: Optional[torch.Tensor]) -> None:
         """Install the p_c table ``(num_train_samples, C)`` indexed by
