@@ -321,6 +321,12 @@ class DRMClassifier(BaseClassifier):
         restores all classes."""
         self.head.set_class_subset(indices)
 
+    def set_class_folding(
+            self, folding: Optional[Sequence[Sequence[int]]] = None) -> None:
+        """Fold predictions into target classes, each head's logits before
+        its softmax (ObjectNet); None restores all classes."""
+        self.head.set_class_folding(folding)
+
     # ------------------------------------------------------------ text side
     def _device_tokens_of(self, name: str,
                           device: torch.device) -> torch.Tensor:
