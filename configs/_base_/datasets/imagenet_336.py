@@ -16,7 +16,8 @@ test_pipeline = [
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path')),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(imagenet=dict(dataset=dict(pipeline=test_pipeline)))
+val_dataloader = dict(
+    imagenet_holdout=dict(dataset=dict(pipeline=test_pipeline)))
 test_dataloader = dict(
     imagenet=dict(dataset=dict(pipeline=test_pipeline)),
     imagenet_v2=dict(dataset=dict(pipeline=test_pipeline)),
