@@ -80,8 +80,8 @@ def _iwildcam_by_name() -> Dict[str, Tuple[IWildCamCategory, ...]]:
 def iwildcam_common_name(name: str) -> IWildCamCategory:
     """Project row of a WILDS category ``name`` (Latin, as in categories.csv).
 
-    The exact name (outer blanks stripped) wins; otherwise case and runs of
-    white space are ignored. WILDS has two categories that differ only in
+    The exact name (outer blanks stripped, any case) wins; otherwise runs of
+    white space are also ignored. WILDS has two categories that differ only in
     white space (y=153 ``'mazama temama'``, y=181 ``'mazama  temama'``), so
     a tolerant match that is not unique is an error, never a guess.
 
@@ -89,8 +89,8 @@ def iwildcam_common_name(name: str) -> IWildCamCategory:
         KeyError: the name is not one of the 182 WILDS iWildCam categories,
             or matches several only after normalisation.
     """
-    stripped = str(name).strip()
-    exact = [r for r in iwildcam_categories() if r.name == stripped]
+    stripped = str(name).strip().lower()
+    exact = [r for r in iwildcam_categories() if r.name.lower() == stripped]
     if len(exact) == 1:
         return exact[0]
     rows = _iwildcam_by_name().get(normalize_category_name(name), ())

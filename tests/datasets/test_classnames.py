@@ -64,6 +64,7 @@ def test_iwildcam_names_differing_in_white_space_stay_apart():
     assert iwildcam_common_name('mazama temama').y == 153
     assert iwildcam_common_name('mazama  temama').y == 181
     assert iwildcam_common_name(' mazama  temama ').y == 181
+    assert iwildcam_common_name('Mazama temama').y == 153
     with pytest.raises(KeyError, match='only up to white space'):
         iwildcam_common_name('Mazama   Temama')
 
