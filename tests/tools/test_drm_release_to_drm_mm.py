@@ -129,6 +129,7 @@ def test_release_pickle_converts_to_the_same_tensors(tmp_path, monkeypatch):
     assert _tool().main([str(src), str(out)]) == 0
     ckpt = torch.load(out, weights_only=True)
     assert ckpt['meta']['source_class'] == 'CLIPEncoder'
+    assert ckpt['meta']['activation'] == 'quick_gelu'
     converted = ckpt['state_dict']
     assert list(converted) == [f'clip.model.{k}' for k in state]
     for key, value in state.items():

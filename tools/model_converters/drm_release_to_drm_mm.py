@@ -13,7 +13,10 @@ From the object graph it takes the one CLIP module (a module with ``visual``
 and ``transformer`` sub-modules and a ``logit_scale`` parameter), collects
 its parameters and persistent buffers by name (the OpenAI CLIP layout, which
 open_clip shares), casts floating tensors to float32 and writes
-``{'state_dict': {'clip.model.<key>': tensor}, 'meta': {...}}``. With
+``{'state_dict': {'clip.model.<key>': tensor}, 'meta': {...}}``; the meta
+records the activation the pickled modules use (``quick_gelu`` for OpenAI
+weights), which the evaluating config must match
+(``model.clip.force_quick_gelu``). With
 ``--config`` the keys and shapes are checked against the model the config
 builds (built without pretrained weights).
 """
@@ -203,6 +206,24 @@ def find_clip(root: Any, source: str) -> StandIn:
     return found[0]
 
 
+def activation_of(clip: StandIn) -> str:
+    """``'quick_gelu'`` / ``'gelu'`` by the pickled activation classes of
+    the CLIP (OpenAI weights use QuickGELU), ``'unknown'`` if none."""
+    names, stack, seen = set(), [clip], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or not isinstance(obj, StandIn):
+            continue
+        seen.add(id(obj))
+        names.add(type(obj).__qualname__)
+        stack.extend((obj.__dict__.get('_modules') or {}).values())
+        stack.extend(v for v in obj.__dict__.values()
+                     if isinstance(v, StandIn))
+    if 'QuickGELU' in names:
+        return 'quick_gelu'
+    return 'gelu' if 'GELU' in names else 'unknown'
+
+
 def module_state_dict(module: StandIn, prefix: str = ''
                       ) -> Dict[str, torch.Tensor]:
     """Parameters and persistent buffers of a stand-in nn.Module by name."""
@@ -241,7 +262,8 @@ def convert(path: str) -> Dict[str, Any]:
     return dict(state_dict=out,
                 meta=dict(converted_from=osp.basename(path),
                           converter='drm_release_to_drm_mm',
-                          source_class=type(root).__qualname__))
+                          source_class=type(root).__qualname__,
+                          activation=activation_of(clip)))
 
 
 def check_against_config(state: Dict[str, torch.Tensor],
@@ -290,9 +312,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ReleaseCheckpointError, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
+    act = checkpoint['meta']['activation']
     print(f'wrote {args.out}: {len(checkpoint["state_dict"])} tensors from '
-          f'{checkpoint["meta"]["source_class"]}; evaluate it with '
-          f'tools/test.py CONFIG {args.out}.')
+          f'{checkpoint["meta"]["source_class"]} ({act} activations); '
+          f'evaluate it with tools/test.py CONFIG {args.out} --cfg-options '
+          f'model.clip.pretrained=None model.clip.force_quick_gelu='
+          f'{act != "gelu"}')
     return 0
 
 
