@@ -195,7 +195,8 @@ DESCRIPTION_PLACEHOLDER = '{d}'
 
 def check_description_template(template: str) -> str:
     """``template`` if it holds ``{d}`` (and optionally ``{c}``)."""
-    if not isinstance(template, str) or DESCRIPTION_PLACEHOLDER not in template:
+    if not isinstance(template, str) or \
+            DESCRIPTION_PLACEHOLDER not in template:
         raise ValueError(
             f'description_template must be a string containing '
             f'{DESCRIPTION_PLACEHOLDER!r} (the description) and optionally '

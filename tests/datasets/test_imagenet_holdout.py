@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import random
 
 import pytest
@@ -10,6 +11,7 @@ from drm_mm.datasets.imagenet_folder import ImageNetFolder
 from drm_mm.datasets.imagenet_holdout import HEADER
 from drm_mm.datasets.imagenet_layout import write_imagenet
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 WNIDS = ('n01440764', 'n01443537', 'n01484850')
 
 
@@ -38,7 +40,8 @@ def test_holdout_and_fit_partition_train_with_a_seeded_per_class_draw(root):
     expected = []
     for wnid in WNIDS:
         files = sorted(os.listdir(root / 'train' / wnid))
-        expected.append(f'{wnid}/{random.Random(f"0/{wnid}").sample(files, 1)[0]}')
+        pick = random.Random(f'0/{wnid}').sample(files, 1)[0]
+        expected.append(f'{wnid}/{pick}')
     assert _entries(held) == expected
     assert [held.get_data_info(i)['gt_label'] for i in range(3)] == [0, 1, 2]
     split_file = root / 'train_holdout_1pc_seed0.txt'
@@ -82,7 +85,7 @@ def test_bad_holdout_settings_are_explained(root):
 def test_imagenet_configs_select_on_the_holdout_not_on_a_reported_set():
     from mmengine.config import Config
     for name in ('vitb16_imagenet', 'vitl14_imagenet', 'vitl14-336_imagenet'):
-        cfg = Config.fromfile(f'configs/drm/{name}.py')
+        cfg = Config.fromfile(str(ROOT / 'configs' / 'drm' / f'{name}.py'))
         assert cfg.default_hooks.checkpoint.save_best == \
             'imagenet_holdout/accuracy'
         assert cfg.train_dataloader.dataset.split == 'train_fit'

@@ -14,7 +14,8 @@ def test_default_keeps_descriptions_and_name_template_prefixes():
 
 @pytest.mark.parametrize('template', ['{c} is', '', None])
 def test_template_without_description_placeholder_is_refused(template):
-    with pytest.raises(ValueError, match=r"description_template must .*'\{d\}'"):
+    with pytest.raises(ValueError,
+                       match=r"description_template must .*'\{d\}'"):
         apply_description_template([['x']], ['cat'], template)
 
 
