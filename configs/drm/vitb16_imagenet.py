@@ -3,7 +3,8 @@
 #   val 82.05; V2 73.43, R 77.82, A 53.53, Sketch 52.48
 # Reported metrics: `imagenet/accuracy` (ID) and `imagenet_v2|imagenet_r|imagenet_a|imagenet_sketch|objectnet/accuracy` (OOD).
 # Recipe (docs/method.md): AdamW, lr 1e-5, warm-up 500 iters + cosine,
-# global batch 8 GPUs x 64 = 512; model selection on ID validation.
+# global batch 8 GPUs x 64 = 512; model selection on a held-out part of
+# train (imagenet_holdout), never on a reported set.
 #   bash tools/dist_train.sh configs/drm/vitb16_imagenet.py 8
 #   bash tools/dist_test.sh configs/drm/vitb16_imagenet.py CHECKPOINT 8
 # Fewer GPUs: keep the global batch (raise train_dataloader.batch_size) or
@@ -21,4 +22,4 @@ model = dict(
     descriptions='imagenet.json')
 
 default_hooks = dict(
-    checkpoint=dict(save_best='imagenet/accuracy', rule='greater'))
+    checkpoint=dict(save_best='imagenet_holdout/accuracy', rule='greater'))

@@ -69,20 +69,37 @@ def iwildcam_categories() -> Tuple[IWildCamCategory, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def _iwildcam_by_name() -> Dict[str, IWildCamCategory]:
-    return {normalize_category_name(r.name): r for r in iwildcam_categories()}
+def _iwildcam_by_name() -> Dict[str, Tuple[IWildCamCategory, ...]]:
+    rows: Dict[str, Tuple[IWildCamCategory, ...]] = {}
+    for r in iwildcam_categories():
+        key = normalize_category_name(r.name)
+        rows[key] = rows.get(key, ()) + (r, )
+    return rows
 
 
 def iwildcam_common_name(name: str) -> IWildCamCategory:
     """Project row of a WILDS category ``name`` (Latin, as in categories.csv).
 
+    The exact name (outer blanks stripped, any case) wins; otherwise runs of
+    white space are also ignored. WILDS has two categories that differ only in
+    white space (y=153 ``'mazama temama'``, y=181 ``'mazama  temama'``), so
+    a tolerant match that is not unique is an error, never a guess.
+
     Raises:
-        KeyError: the name is not one of the 182 WILDS iWildCam categories.
+        KeyError: the name is not one of the 182 WILDS iWildCam categories,
+            or matches several only after normalisation.
     """
-    row = _iwildcam_by_name().get(normalize_category_name(name))
-    if row is None:
-        raise KeyError(name)
-    return row
+    stripped = str(name).strip().lower()
+    exact = [r for r in iwildcam_categories() if r.name.lower() == stripped]
+    if len(exact) == 1:
+        return exact[0]
+    rows = _iwildcam_by_name().get(normalize_category_name(name), ())
+    if len(rows) != 1:
+        raise KeyError(name if not rows else
+                       f'{name!r} matches the WILDS categories '
+                       f'{[r.name for r in rows]} (y={[r.y for r in rows]}) '
+                       f'only up to white space; give the exact name.')
+    return rows[0]
 
 
 def _read_wnids(path: str, expected: int) -> Tuple[str, ...]:
@@ -139,6 +156,30 @@ def class_subset_indices(name: str) -> List[int]:
         raise ValueError(f'{name} wnids {unknown[:5]} are not ImageNet-1k '
                          f'wnids (check {CLASS_NAMES_DIR}).')
     return [index[w] for w in wnids()]
+
+
+def imagenet_class_keys() -> List[str]:
+    """Description keys of the 1000 ImageNet classes: the open_clip name, or
+    ``"<name> [<wnid>]"`` for the names used twice (``missile``,
+    ``sunglasses``), as in ``drm_mm/prompts/imagenet.json``."""
+    from drm_mm.prompts.descriptions import make_class_keys
+    return make_class_keys(imagenet_classnames(), list(imagenet_wnids()))
+
+
+def get_class_keys(name: str) -> List[str]:
+    """Description keys of a class-name set, in label order.
+
+    The class names themselves, except for ImageNet and its subsets, whose
+    keys are those of the 1000-class file (a subset keeps the wnid-qualified
+    key of a name that is duplicated among the 1000 classes, so
+    ``imagenet.json`` serves ImageNet-R / -A too).
+    """
+    if name == 'imagenet':
+        return imagenet_class_keys()
+    if name in ('imagenet_a', 'imagenet_r'):
+        keys = imagenet_class_keys()
+        return [keys[i] for i in class_subset_indices(name)]
+    return get_classnames(name)
 
 
 def imagenet_classnames() -> List[str]:

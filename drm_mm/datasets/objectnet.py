@@ -6,9 +6,12 @@ Uses the mapping files shipped inside the ObjectNet 1.0 download
 ``imagenet_to_label_2012_v2``. Classes are the ObjectNet folders whose
 label maps to ImageNet (113 in the release), sorted by folder name; the
 images of the other folders are not part of the benchmark and are left out
-(the count is logged). The model predicts over ImageNet-1k; the metric folds
-its scores into ObjectNet classes with ``metainfo['class_folding']`` (score
-of an ObjectNet class = max over its ImageNet classes), as WiSE-FT does.
+(the count is logged). The model predicts over ImageNet-1k and
+``metainfo['class_folding']`` maps its classes to ObjectNet's: the
+multi-set loops hand it to ``model.set_class_folding``, so each head's
+logits are folded (max over an ObjectNet class's ImageNet classes) before
+its softmax and the β mixture, as the authors evaluate; a model without
+that method has its 1000-way scores folded by ``ImageNetAccuracy``.
 The red frame of ObjectNet images is cropped by a :class:`CropBorder`
 inserted after the image loader.
 """
@@ -113,8 +116,8 @@ class ObjectNet(ImageNetFolderBase):
     ``gt_label`` = index of the ObjectNet class (sorted folder order);
     ``metainfo``: ``classes`` (lower-cased ObjectNet labels),
     ``class_folding`` (per class, the ImageNet-1k indices folded into it),
-    ``folders``. Use with ``ImageNetAccuracy``, which folds 1000-way
-    ``pred_score`` via ``class_folding``.
+    ``folders``. Use with ``ImageNetAccuracy`` in a multi-set loop (which
+    folds the model's logits through ``set_class_folding``).
 
     Args:
         data_root: folder holding ``objectnet-1.0/``.

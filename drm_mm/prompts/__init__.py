@@ -3,7 +3,9 @@
 The description files of the datasets (``iwildcam.json``, ``fmow.json``,
 ``imagenet.json``) live in this folder.
 """
-from .descriptions import (PROMPTS_DIR, DescriptionError,
+from .descriptions import (DESCRIPTION_PLACEHOLDER, PROMPTS_DIR,
+                           DescriptionError, apply_description_template,
+                           check_description_template,
                            EmptyDescriptionError, InvalidDescriptionError,
                            MissingDescriptionError,
                            UnknownDescriptionKeyError, load_descriptions,
@@ -13,6 +15,8 @@ from .templates import (build_prompts, check_templates, fill_template,
                         get_templates, list_templates, resolve_templates)
 
 __all__ = [
+    'DESCRIPTION_PLACEHOLDER', 'apply_description_template',
+    'check_description_template',
     'PROMPTS_DIR', 'DescriptionError', 'EmptyDescriptionError',
     'InvalidDescriptionError', 'MissingDescriptionError',
     'UnknownDescriptionKeyError', 'load_descriptions', 'make_class_keys',

@@ -225,3 +225,36 @@ def load_descriptions(source: DescriptionSource,
             f'{_shorten(empty)}. Write at least one non-empty sentence for '
             f'each (and no empty strings in lists).')
     return per_class
+
+
+#: The default description template: each description as it is.
+DESCRIPTION_PLACEHOLDER = '{d}'
+
+
+def check_description_template(template: str) -> str:
+    """``template`` if it holds ``{d}`` (and optionally ``{c}``)."""
+    if not isinstance(template, str) or \
+            DESCRIPTION_PLACEHOLDER not in template:
+        raise ValueError(
+            f'description_template must be a string containing '
+            f'{DESCRIPTION_PLACEHOLDER!r} (the description) and optionally '
+            f"'{{c}}' (the class name), e.g. '{{c}} is {{d}}'; got "
+            f'{template!r}.')
+    return template
+
+
+def apply_description_template(descriptions: Sequence[Sequence[str]],
+                               classnames: Sequence[str],
+                               template: str = DESCRIPTION_PLACEHOLDER
+                               ) -> List[List[str]]:
+    """cd prompts per class: ``template`` with ``{c}`` = the class name and
+    ``{d}`` = each description (``'{d}'``, the default, keeps them as they
+    are; ``'{c} is {d}'`` prefixes the class name)."""
+    check_description_template(template)
+    if len(descriptions) != len(classnames):
+        raise DescriptionError(
+            f'apply_description_template: {len(descriptions)} description '
+            f'lists for {len(classnames)} classes.')
+    return [[template.replace('{c}', name).replace(DESCRIPTION_PLACEHOLDER, d)
+             for d in descs]
+            for name, descs in zip(classnames, descriptions)]

@@ -63,3 +63,28 @@ def test_class_ids_are_the_wnids_of_the_imagenet_sets():
     assert get_class_ids('imagenet_r') == list(imagenet_r_wnids())
     with pytest.raises(ValueError, match="'fmow' has no class ids"):
         get_class_ids('fmow')
+
+
+def test_iwildcam_names_differing_in_white_space_stay_apart():
+    # WILDS lists y=153 'mazama temama' and y=181 'mazama  temama'.
+    rows = iwildcam_categories()
+    assert rows[153].name == 'mazama temama'
+    assert rows[181].name == 'mazama  temama'
+    assert iwildcam_common_name('mazama temama').y == 153
+    assert iwildcam_common_name('mazama  temama').y == 181
+    assert iwildcam_common_name(' mazama  temama ').y == 181
+    assert iwildcam_common_name('Mazama temama').y == 153
+    with pytest.raises(KeyError, match='only up to white space'):
+        iwildcam_common_name('Mazama   Temama')
+
+
+def test_imagenet_subset_class_keys_keep_the_wnid_of_duplicated_names():
+    from drm_mm.datasets.classnames import get_class_keys
+    keys = get_class_keys('imagenet')
+    assert keys[657] == 'missile [n03773504]'
+    assert keys[744] == 'missile [n04008634]'
+    for subset in ('imagenet_r', 'imagenet_a'):
+        sub = get_class_keys(subset)
+        assert sub == [keys[i] for i in class_subset_indices(subset)]
+        assert len(sub) == 200
+    assert get_class_keys('fmow') == get_classnames('fmow')

@@ -282,3 +282,19 @@ def test_class_names_from_categories_file(tmp_path):
         WILDSIWildCam(data_root=str(tmp_path), split='train')
     with pytest.raises(ValueError, match="class_names='latin'"):
         WILDSIWildCam(data_root=str(tmp_path), class_names='latin')
+
+
+def test_all_182_real_categories_give_182_distinct_class_names(tmp_path):
+    # WILDS y=153 'mazama temama' and y=181 'mazama  temama' differ only in
+    # white space; each keeps its own common name.
+    rng = np.random.default_rng(0)
+    samples = [dict(image=random_image(rng, (8, 8)), split=split, y=y,
+                    location=0)
+               for y in range(182) for split in ('train', 'id_val')]
+    write_iwildcam(tmp_path, samples, categories=real_category_rows(182))
+    ds = WILDSIWildCam(data_root=str(tmp_path), split='id_val')
+    classes = ds.metainfo['classes']
+    assert len(classes) == 182 == len(set(classes))
+    assert classes[153] == 'central american red brocket'
+    assert classes[181] == 'central american brocket deer'
+    assert list(classes) == [r.common_name for r in iwildcam_categories()]

@@ -25,7 +25,9 @@ reach them). Metrics come back as ``<set>/<metric>`` (``id_val/macro_f1``,
 ``CheckpointHook(save_best='id_val/macro_f1', rule='greater')`` selects on
 ID validation. Before each set the loop calls
 ``model.set_class_subset(dataset.metainfo.get('class_subset'))`` when the
-model (unwrapped from DDP) has that method, and resets it to None after.
+model (unwrapped from DDP) has that method, and resets it to None after;
+likewise ``model.set_class_folding(metainfo['class_folding'])`` (ObjectNet),
+so each head's logits are folded before its softmax.
 """
 from __future__ import annotations
 
@@ -160,6 +162,16 @@ class MultiDatasetLoopMixin:
     @contextmanager
     def _class_subset(self, eval_set: EvalSet) -> Iterator[None]:
         meta = getattr(eval_set.dataloader.dataset, 'metainfo', None) or {}
+        folding = meta.get('class_folding')
+        fold = getattr(self._bare_model(), 'set_class_folding', None)
+        if folding is not None and fold is not None:
+            # ObjectNet: each head's logits are folded before its softmax
+            fold([list(g) for g in folding])
+            try:
+                yield
+            finally:
+                fold(None)
+            return
         subset = meta.get('class_subset')
         setter = getattr(self._bare_model(), 'set_class_subset', None)
         if setter is None:

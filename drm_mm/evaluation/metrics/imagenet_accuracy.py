@@ -7,9 +7,12 @@
   logits (``set_class_subset``) gives subset-wide scores that are used as
   they are; 1000-way scores are restricted to the subset here, so a class
   outside the subset can never be predicted;
-* folded sets (ObjectNet, ``dataset_meta['class_folding']``): 1000-way
-  scores are folded, each target class taking the max over its ImageNet
-  classes.
+* folded sets (ObjectNet, ``dataset_meta['class_folding']``): a model that
+  already folded its logits (``set_class_folding``: each head's logits
+  folded, then softmax, then the β mixture, as the authors evaluate) gives
+  target-wide scores that are used as they are; 1000-way scores are folded
+  here, each target class taking the max over its ImageNet classes (the
+  same argmax for a single softmax head, not for a mixture of two).
 """
 from __future__ import annotations
 

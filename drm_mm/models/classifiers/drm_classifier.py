@@ -26,7 +26,8 @@ from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from drm_mm.prompts import (build_prompts, load_descriptions,
+from drm_mm.prompts import (apply_description_template, build_prompts,
+                            check_description_template, load_descriptions,
                             make_class_keys, resolve_templates)
 from drm_mm.registry import MODELS, build_in_scope
 from ..clip.open_clip_model import OpenCLIP
@@ -53,19 +54,16 @@ def _resolve_classnames(classnames: Union[str, Sequence[str]]) -> List[str]:
 
 def _default_class_keys(classnames: Union[str, Sequence[str]],
                         names: List[str]) -> Optional[List[str]]:
-    """None when names are unique; for a dataset key with duplicated names,
-    ``"<name> [<id>]"`` keys from the dataset's class ids (ImageNet wnids)."""
+    """For a dataset key, its description keys (ImageNet and its subsets:
+    ``"<name> [<wnid>]"`` for the names the 1000 classes use twice); for a
+    list of names, None when they are unique (else an error asking for
+    class_keys)."""
+    if isinstance(classnames, str):
+        from drm_mm.datasets.classnames import get_class_keys
+        return get_class_keys(classnames)
     if len(set(names)) == len(names):
         return None
-    ids = None
-    if isinstance(classnames, str):
-        from drm_mm.datasets import classnames as cn
-        getter = {'imagenet': 'imagenet_wnids',
-                  'imagenet_a': 'imagenet_a_wnids',
-                  'imagenet_r': 'imagenet_r_wnids'}.get(classnames)
-        if getter is not None:
-            ids = list(getattr(cn, getter)())
-    return make_class_keys(names, ids)
+    return make_class_keys(names)
 
 
 def _build_soft_labels(cfg: Optional[dict]) -> nn.Module:
@@ -107,6 +105,9 @@ class DRMClassifier(BaseClassifier):
             name. Needed when the cd head is used (``head.beta < 1`` or
             ``loss.wrm_weight > 0``).
         class_keys: description keys of the classes when names repeat.
+        description_template: how a cd prompt is made from a description
+            ``{d}`` and the class name ``{c}``: ``'{d}'`` (default) uses the
+            description as it is, ``'{c} is {d}'`` prefixes the class name.
         allow_extra_description_keys: warn (not fail) on unknown keys.
         caption_templates: templates of the training captions (FLYP ERM);
             default ``templates``. One is drawn per sample and step.
@@ -132,6 +133,7 @@ class DRMClassifier(BaseClassifier):
                  templates: Optional[Union[str, Sequence[str]]] = None,
                  descriptions: Optional[Union[str, dict]] = None,
                  class_keys: Optional[Sequence[str]] = None,
+                 description_template: str = '{d}',
                  allow_extra_description_keys: bool = False,
                  caption_templates: Optional[Union[str,
                                                    Sequence[str]]] = None,
@@ -173,13 +175,14 @@ class DRMClassifier(BaseClassifier):
         self.templates = resolve_templates(templates)
         self.caption_templates = (self.templates if caption_templates is None
                                   else resolve_templates(caption_templates))
+        self.description_template = check_description_template(
+            description_template)
         self.descriptions: Optional[List[List[str]]] = None
         if descriptions is not None:
-            keys = (list(class_keys) if class_keys is not None else
-                    _default_class_keys(classnames, self.classnames))
-            self.descriptions = load_descriptions(
-                descriptions, self.classnames, class_keys=keys,
-                allow_extra_keys=allow_extra_description_keys)
+            self.descriptions = apply_description_template(
+                self._load_descriptions(descriptions, classnames, class_keys,
+                                        allow_extra_description_keys),
+                self.classnames, self.description_template)
         prompts = dict(df=build_prompts(self.templates, self.classnames))
         if self.caption_templates != self.templates:
             prompts['caption'] = build_prompts(self.caption_templates,
@@ -202,6 +205,26 @@ class DRMClassifier(BaseClassifier):
         self.soft_labels.bind(self.clip, self.text,
                               clip if isinstance(clip, dict) else None,
                               active=self.loss_module.uses_wrm)
+
+    def _load_descriptions(self, descriptions: Union[str, dict],
+                           classnames: Union[str, Sequence[str]],
+                           class_keys: Optional[Sequence[str]],
+                           allow_extra: bool) -> List[List[str]]:
+        """Descriptions per class; an ImageNet subset key (``'imagenet_r'``)
+        reads the 1000-class file and keeps its classes."""
+        if class_keys is None and classnames in ('imagenet_a', 'imagenet_r'):
+            from drm_mm.datasets.classnames import (class_subset_indices,
+                                                    get_class_keys,
+                                                    get_classnames)
+            full = load_descriptions(
+                descriptions, get_classnames('imagenet'),
+                class_keys=get_class_keys('imagenet'),
+                allow_extra_keys=allow_extra)
+            return [full[i] for i in class_subset_indices(classnames)]
+        keys = (list(class_keys) if class_keys is not None else
+                _default_class_keys(classnames, self.classnames))
+        return load_descriptions(descriptions, self.classnames,
+                                 class_keys=keys, allow_extra_keys=allow_extra)
 
     def _check_combination(self) -> None:
         needs_cd = self.head.needs_cd or self.loss_module.uses_wrm
@@ -240,6 +263,12 @@ class DRMClassifier(BaseClassifier):
         """Restrict predictions to a class subset (ImageNet-A/R); None
         restores all classes."""
         self.head.set_class_subset(indices)
+
+    def set_class_folding(
+            self, folding: Optional[Sequence[Sequence[int]]] = None) -> None:
+        """Fold predictions into target classes, each head's logits before
+        its softmax (ObjectNet); None restores all classes."""
+        self.head.set_class_folding(folding)
 
     def invalidate_prototypes(self) -> None:
         """Forget cached text embeddings after editing weights through
@@ -318,7 +347,7 @@ class DRMClassifier(BaseClassifier):
             inputs.device).long()
         erm, wrm = self.loss_module.erm, self.loss_module.uses_wrm
         image_features = self.clip.encode_image(inputs)
-        logit_scale = self.clip.logit_scale
+        logit_scale = self.clip.training_logit_scale  # clamped (losses only)
         text = self.text.training_text(
             self.clip, labels, captions=erm == 'contrastive',
             df=erm == 'ce' and not self.head.linear, cd=wrm)

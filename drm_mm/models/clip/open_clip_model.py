@@ -10,6 +10,8 @@ from .text_trimming import (TrimmedTextCLIP, enable_text_trimming,
                             encode_by_plan)
 
 TOWERS = ('image', 'text', 'logit_scale')
+#: Upper bound of ``exp(logit_scale)`` in the training losses (CLIP's 100).
+MAX_LOGIT_SCALE = 100.0
 
 
 def is_image_param(name: str) -> bool:
@@ -112,8 +114,14 @@ class OpenCLIP(BaseModule):
 
     @property
     def logit_scale(self) -> torch.Tensor:
-        """``exp(logit_scale)``, clamped to 100 as in CLIP training."""
-        return self.model.logit_scale.exp().clamp(max=100)
+        """``exp(logit_scale)`` unclamped: the scale of evaluation logits."""
+        return self.model.logit_scale.exp()
+
+    @property
+    def training_logit_scale(self) -> torch.Tensor:
+        """``exp(logit_scale)`` clamped to :data:`MAX_LOGIT_SCALE`, as CLIP
+        training does: the scale of the training losses only."""
+        return self.model.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
     def encode_image(self, images: torch.Tensor,
                      normalize: bool = True) -> torch.Tensor:

@@ -4,10 +4,11 @@ Logits are ``logit_scale · f_img · Wᵀ`` with class prototypes ``W`` made
 from text embeddings. The head holds a df head (default prompts) and a cd
 head (concept descriptions); at predict time it returns the dual-inference
 mixture ``β·softmax(z_df) + (1−β)·softmax(z_cd)``, optionally restricted to
-a class subset (ImageNet-A/R) before the softmax. Pure torch: prototypes
+a class subset (ImageNet-A/R) or folded into target classes (ObjectNet: max
+logit per target class) before each head's softmax. Pure torch: prototypes
 come in from the classifier, which owns the text tower.
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,7 @@ class CLIPTextHead(BaseModule):
         self.linear = linear
         self.compact_subset = compact_subset
         self.class_subset: Optional[torch.Tensor] = None
+        self.class_folding: Optional[List[torch.Tensor]] = None
         if linear:
             if not num_classes or not embed_dim:
                 raise ValueError('CLIPTextHead(linear=True) needs num_classes '
@@ -146,8 +148,35 @@ class CLIPTextHead(BaseModule):
             raise ValueError('set_class_subset: indices repeat.')
         self.class_subset = subset
 
+    def set_class_folding(
+            self, folding: Optional[Sequence[Sequence[int]]] = None) -> None:
+        """Fold each head's logits into target classes before its softmax
+        (ObjectNet): target ``k`` takes the max logit over ``folding[k]``.
+        None restores all classes."""
+        if folding is None:
+            self.class_folding = None
+            return
+        groups = [torch.as_tensor(list(g), dtype=torch.long) for g in folding]
+        if not groups or any(g.numel() == 0 or g.dim() != 1 for g in groups):
+            raise ValueError('set_class_folding: give a non-empty list of '
+                             'non-empty class-index lists or None.')
+        self.class_folding = groups
+
+    def _fold(self, logits: torch.Tensor) -> torch.Tensor:
+        top = max(int(g.max()) for g in self.class_folding)
+        if top >= logits.size(1):
+            raise ValueError(f'class folding refers to class {top} but there '
+                             f'are {logits.size(1)} classes.')
+        return torch.stack([logits[:, g.to(logits.device)].max(dim=1).values
+                            for g in self.class_folding], dim=1)
+
     def _probs(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
+        if self.class_folding is not None:
+            if self.class_subset is not None:
+                raise ValueError('a class subset and a class folding are set '
+                                 'at once; use one.')
+            return F.softmax(self._fold(logits), dim=1)
         if self.class_subset is None:
             return F.softmax(logits, dim=1)
         subset = self.class_subset.to(logits.device)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drm_mm.registry import MODELS
+from ..clip.open_clip_model import MAX_LOGIT_SCALE
 
 
 def _distributed() -> bool:
@@ -66,12 +67,15 @@ def contrastive_loss(image_features: torch.Tensor,
                      text_features: torch.Tensor,
                      logit_scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE: mean of image->text and text->image cross-entropy,
-    pair ``i`` matching pair ``i`` (features L2-normalised, scale applied)."""
+    pair ``i`` matching pair ``i`` (features L2-normalised, scale applied
+    after clamping it to 100)."""
     if image_features.shape != text_features.shape:
         raise ValueError(f'contrastive loss: image features '
                          f'{tuple(image_features.shape)} and text features '
                          f'{tuple(text_features.shape)} must match.')
-    logits = logit_scale * image_features @ text_features.t()
+    # clamped as in CLIP training (evaluation uses the unclamped scale)
+    logits = torch.as_tensor(logit_scale).clamp(
+        max=MAX_LOGIT_SCALE) * image_features @ text_features.t()
     target = torch.arange(logits.size(0), device=logits.device)
     return 0.5 * (F.cross_entropy(logits, target) +
                   F.cross_entropy(logits.t(), target))

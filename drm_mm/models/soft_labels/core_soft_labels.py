@@ -166,7 +166,7 @@ class CoreSoftLabels(BaseModule):
         feats = teacher.encode_image(inputs)
         return soft_labels_from_affinities(
             affinities(feats, self._teacher_cd), self.normalization,
-            self.tau, logit_scale=float(teacher.logit_scale))
+            self.tau, logit_scale=float(teacher.training_logit_scale))
 
     # ------------------------------------------------------------ the table
     def fingerprint(self, teacher: OpenCLIP) -> Dict[str, object]:
