@@ -142,7 +142,7 @@ class DRMRunner(Runner):
                 self.logger.info(f'Auto resume from {picked}.')
                 self._load_from = picked
         source = self._load_from or f'the latest checkpoint in {self.work_dir}'
-        with mmengine_checkpoint_globals(repr(source)):
+        with mmengine_checkpoint_globals(repr(source), self._load_from):
             super().load_or_resume()
 
     def load_checkpoint(self, filename: str, map_location='cpu',
