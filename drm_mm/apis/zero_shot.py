@@ -71,6 +71,7 @@ def zero_shot_classifier(classnames: Sequence[str],
     if table is None:
         model['descriptions'] = None
         model['head'] = dict(beta=1.0)
+        model['loss'] = dict(wrm_weight=0.0)
     else:
         missing = [c for c in names if c not in table]
         if missing:
