@@ -17,6 +17,7 @@ import drm_mm
 from drm_mm.utils import get_config_path
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'demo', 'image_demo.py')
 CLASSES = ['cat', 'dog', 'bird']
 
 
@@ -129,8 +130,8 @@ def test_image_demo_zero_shot(tmp_path, image):
     table.write_text(json.dumps({'cat': ['whiskers'], 'dog': ['snout']}))
     env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE='1')
     proc = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'demo', 'image_demo.py'), image,
-         get_config_path('smoke/drm_tiny_fake_iwildcam.py'), '--classes',
+        [sys.executable, DEMO, image,
+         'smoke/drm_tiny_fake_iwildcam.py', '--classes',
          'cat', 'dog', '--descriptions', str(table)],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -139,3 +140,17 @@ def test_image_demo_zero_shot(tmp_path, image):
     assert set(out) == {'pred_class', 'pred_label', 'pred_score',
                         'df_class', 'cd_class'}
     assert out['pred_class'] in ('cat', 'dog')
+
+
+def test_image_demo_with_checkpoint(checkpoint, image):
+    env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE='1')
+    proc = subprocess.run(
+        [sys.executable, DEMO, image,
+         get_config_path('smoke/drm_tiny_fake_iwildcam.py'), '--checkpoint',
+         checkpoint], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1].split('0:00:00')[-1])
+    from drm_mm.datasets.classnames import get_classnames
+    assert out['pred_class'] in get_classnames('iwildcam')
+    assert set(out) == {'pred_class', 'pred_label', 'pred_score',
+                        'df_class', 'cd_class'}
