@@ -60,3 +60,23 @@ def test_unqualified_drm_type_does_not_resolve():
     """What the check above guards against."""
     assert not _resolves('DRMClassifier')
     assert _resolves('drm_mm.DRMClassifier')
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+def test_shared_test_dataset_matches_every_set(path):
+    """MMPretrain's get_model / inferencers read test_dataloader.dataset;
+    in a multi-set config it must name the sets' type and pipeline."""
+    loader = Config.fromfile(path).to_dict().get('test_dataloader') or {}
+    sets = {k: v for k, v in loader.items()
+            if isinstance(v, dict) and 'dataset' in v}
+    if not sets:
+        return
+    shared = loader.get('dataset')
+    assert shared is not None, f'{osp.relpath(path, ROOT)}: add ' \
+        'test_dataloader.dataset=dict(type=..., pipeline=test_pipeline)'
+    for name, value in sets.items():
+        assert value['dataset'].get('pipeline', shared['pipeline']) == \
+            shared['pipeline'], f'set {name} of {osp.relpath(path, ROOT)}'
+    first = next(iter(sets.values()))['dataset']
+    assert first.get('type', shared['type']) == shared['type']

@@ -54,12 +54,11 @@ val_evaluator = dict(type='drm_mm.ImageNetAccuracy')
 val_cfg = dict(type='drm_mm.MultiDatasetValLoop')
 
 # `dataset`: defaults of every set; MMPretrain's get_model reads its type
-# and its inferencers its pipeline (they decode the image themselves and
-# drop LoadImageFromFile: the test pipeline after decoding).
-inference_pipeline = [dict(type='LoadImageFromFile')] + test_pipeline[1:]
+# and its inferencers its pipeline (a child config that changes
+# test_pipeline sets it here too).
 test_dataloader = dict(
     batch_size=128, num_workers=8,
-    dataset=dict(type='drm_mm.ImageNetFolder', pipeline=inference_pipeline),
+    dataset=dict(type='drm_mm.ImageNetFolder', pipeline=test_pipeline),
     imagenet=_set('drm_mm.ImageNetFolder', split='val'),
     imagenet_v2=_set('drm_mm.ImageNetV2'),
     imagenet_r=_set('drm_mm.ImageNetR'),

@@ -54,12 +54,11 @@ val_evaluator = dict(type='drm_mm.IWildCamMetric')
 val_cfg = dict(type='drm_mm.MultiDatasetValLoop')
 
 # `dataset`: defaults of every set; MMPretrain's get_model reads its type
-# and its inferencers its pipeline (they decode the image themselves and
-# drop LoadImageFromFile: the test pipeline after decoding).
-inference_pipeline = [dict(type='LoadImageFromFile')] + test_pipeline[1:]
+# and its inferencers its pipeline (a child config that changes
+# test_pipeline sets it here too).
 test_dataloader = dict(
     batch_size=128, num_workers=8,
-    dataset=dict(type=dataset_type, pipeline=inference_pipeline),
+    dataset=dict(type=dataset_type, pipeline=test_pipeline),
     id_val=_split('id_val'), id_test=_split('id_test'),
     val=_split('val'), test=_split('test'))
 test_evaluator = dict(type='drm_mm.IWildCamMetric')
