@@ -151,7 +151,10 @@ def load_from_http_safe(filename: str, map_location=None,
 
 
 def _load_url(url: str, map_location, model_dir: Optional[str]) -> dict:
-    with mmengine_checkpoint_globals(repr(url)):
+    from urllib.parse import urlparse
+    hub_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    cached = osp.join(hub_dir, osp.basename(urlparse(url).path))
+    with mmengine_checkpoint_globals(repr(url), cached):
         return torch.hub.load_state_dict_from_url(
             url, model_dir=model_dir, map_location=map_location,
             weights_only=True)

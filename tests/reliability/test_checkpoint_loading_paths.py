@@ -102,3 +102,37 @@ def test_tools_test_refuses(tmp_path, evil, fake_iwildcam_root):
                 if ln.startswith('error: '))
     assert line.startswith('error: UnsafeCheckpointError: Refused to load')
     assert 'global builtins.eval is not allowed' in line
+
+
+def test_http_checkpoints_load_safely(tmp_path, evil, monkeypatch):
+    """``get_model(pretrained='https://...')`` and ``init_cfg`` URLs go
+    through the http(s) scheme: downloaded, then loaded like a file."""
+    import functools
+    import http.server
+    import threading
+
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path, _ = evil
+    served = tmp_path / 'served'
+    served.mkdir()
+    os.replace(path, served / 'evil.pth')
+    torch.save({'state_dict': {'w': torch.ones(2)}}, served / 'good.pth')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f'http://127.0.0.1:{server.server_address[1]}'
+        good = _load_checkpoint(f'{url}/good.pth', map_location='cpu')
+        assert torch.equal(good['state_dict']['w'], torch.ones(2))
+        with pytest.raises(UnsafeCheckpointError,
+                           match=r"Refused to load 'http://127\.0\.0\.1:\d+"
+                           r"/evil\.pth': global builtins\.eval is not "
+                           r"allowed"):
+            _load_checkpoint(f'{url}/evil.pth', map_location='cpu')
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -37,7 +37,7 @@ def checkpoint_problem(path: str) -> Optional[str]:
 
 @RUNNERS.register_module()
 class DRMRunner(Runner):
-    """Runner used by every drm_mm config (``runner_type='DRMRunner'``).
+    """Runner used by every drm_mm config (``runner_type='drm_mm.DRMRunner'``).
 
     Differences from :class:`mmengine.runner.Runner`, each where MMEngine
     0.10 falls short:
