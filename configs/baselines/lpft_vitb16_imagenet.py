@@ -8,4 +8,4 @@ _base_ = ['../drm/vitb16_imagenet.py']
 
 model = dict(head=dict(beta=1.0, linear=True),
              loss=dict(erm='ce', wrm_weight=0.0), descriptions=None)
-custom_hooks = [dict(type='DivergenceGuardHook', action='stop')]
+custom_hooks = [dict(type='drm_mm.DivergenceGuardHook', action='stop')]

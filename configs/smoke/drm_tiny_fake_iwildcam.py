@@ -17,16 +17,16 @@ data_root = 'data/fake_wilds'
 image_size = 32
 
 model = dict(
-    type='DRMClassifier',
+    type='drm_mm.DRMClassifier',
     # which towers train: clip.frozen=('image' | 'text' | 'logit_scale', ...)
-    clip=dict(type='OpenCLIP', model_name='drm-tiny-vit', pretrained=None,
+    clip=dict(type='drm_mm.OpenCLIP', model_name='drm-tiny-vit', pretrained=None,
               frozen=()),
     classnames='iwildcam',
     templates='iwildcam',
     descriptions='iwildcam.json',
     # dual inference: beta * softmax(z_df) + (1 - beta) * softmax(z_cd)
-    head=dict(type='CLIPTextHead', beta=0.5),
-    loss=dict(type='DualRiskLoss', erm='contrastive', wrm_weight=1.0),
+    head=dict(type='drm_mm.CLIPTextHead', beta=0.5),
+    loss=dict(type='drm_mm.DualRiskLoss', erm='contrastive', wrm_weight=1.0),
     soft_labels=dict(source='cache', normalization='minmax', tau=0.1),
     # CLIP's pixel statistics; inputs decoded as BGR -> RGB
     data_preprocessor=dict(
@@ -36,7 +36,7 @@ model = dict(
 )
 
 # p_c once, with the test pipeline (default: the test_dataloader's).
-custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32)]
+custom_hooks = [dict(type='drm_mm.SoftLabelCacheHook', batch_size=32)]
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -57,18 +57,18 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=8, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='WILDSIWildCam', data_root=data_root, split='train',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='train',
                  pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='WILDSIWildCam', data_root=data_root, split='id_val',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='id_val',
                  pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = dict(
     batch_size=16, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='WILDSIWildCam', data_root=data_root, split='test',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='test',
                  pipeline=test_pipeline))
 test_evaluator = val_evaluator
 

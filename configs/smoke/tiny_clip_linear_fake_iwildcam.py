@@ -17,7 +17,7 @@ model = dict(
     data_preprocessor=dict(
         type='ClsDataPreprocessor', num_classes=num_classes,
         mean=clip_mean, std=clip_std, to_rgb=True),
-    backbone=dict(type='OpenCLIPVision', model_name='drm-tiny-vit',
+    backbone=dict(type='drm_mm.OpenCLIPVision', model_name='drm-tiny-vit',
                   pretrained=None),
     head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=32,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
@@ -42,18 +42,18 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=16, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='WILDSIWildCam', data_root=data_root, split='train',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='train',
                  pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='WILDSIWildCam', data_root=data_root, split='id_val',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='id_val',
                  pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = dict(
     batch_size=32, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='WILDSIWildCam', data_root=data_root, split='test',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='test',
                  pipeline=test_pipeline))
 test_evaluator = val_evaluator
 

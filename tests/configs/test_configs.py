@@ -78,7 +78,7 @@ def test_config_builds_and_steps(path):
     assert cfg.default_scope == 'drm_mm'
     model_cfg = copy.deepcopy(cfg.model)
     size = _crop_size(cfg)
-    if model_cfg['type'] == 'DRMClassifier':
+    if model_cfg['type'] == 'drm_mm.DRMClassifier':
         model_cfg['clip']['pretrained'] = None
         num_classes = _shrink_classes(model_cfg)
     else:  # smoke configs with MMPretrain's ImageClassifier
@@ -116,7 +116,8 @@ def test_config_builds_and_steps(path):
 def test_config_of_another_project_inherits_ours(tmp_path):
     """A config written outside this repository inherits a drm_mm config
     through a plain path (MMEngine refuses ``drm_mm::`` for non-OpenMMLab
-    packages) and switches to its own default scope."""
+    packages), switches to its own default scope and builds without
+    re-declaring any drm_mm type."""
     from drm_mm.utils import get_config_path
     base = get_config_path('drm/vitb16_iwildcam.py')
     other = tmp_path / 'other_project' / 'my_drm.py'
@@ -126,9 +127,7 @@ def test_config_of_another_project_inherits_ours(tmp_path):
         "default_scope = 'mmpretrain'\n"
         "custom_imports = dict(imports=['drm_mm'], "
         "allow_failed_imports=False)\n"
-        "model = dict(type='drm_mm.DRMClassifier',\n"
-        "             clip=dict(type='drm_mm.OpenCLIP',\n"
-        "                       model_name='drm-tiny-vit', pretrained=None),\n"
+        "model = dict(clip=dict(model_name='drm-tiny-vit', pretrained=None),\n"
         "             classnames=['cat', 'dog'], templates=['a photo of a {c}.'],\n"
         "             descriptions=dict(_delete_=True,\n"
         "                               cat=['a small furry feline'],\n"
@@ -137,6 +136,7 @@ def test_config_of_another_project_inherits_ours(tmp_path):
     cfg = Config.fromfile(str(other))
     assert cfg.train_cfg.max_epochs == 20  # inherited recipe
     assert cfg.model.head.beta == 0.5
+    assert cfg.model.type == 'drm_mm.DRMClassifier'
     from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MMPRETRAIN_MODELS.build(cfg.model)
@@ -146,5 +146,6 @@ def test_config_of_another_project_inherits_ours(tmp_path):
 
 def test_get_config_path_missing():
     from drm_mm.utils import get_config_path
-    with pytest.raises(FileNotFoundError, match='nope.py'):
+    with pytest.raises(FileNotFoundError,
+                       match=r"drm_mm config 'drm/nope.py' does not exist"):
         get_config_path('drm/nope.py')

@@ -151,3 +151,19 @@ def test_crop_border_removes_frame():
         CropBorder(-1)
     with pytest.raises(ValueError, match='too small'):
         CropBorder(5)(dict(img=img))
+
+
+def test_image_decoded_by_an_inferencer_passes_through(png_path):
+    """MMPretrain's inferencers decode the image (BGR) before the test
+    pipeline; LoadImageDraft then only applies channel order and dtype."""
+    from mmcv import imread
+    img = imread(str(png_path))
+    from_file = LoadImageDraft()(dict(img_path=str(png_path)))
+    decoded = LoadImageDraft()(dict(img=img.copy(), ori_shape=(30, 40)))
+    np.testing.assert_array_equal(decoded['img'], from_file['img'])
+    assert decoded['img_shape'] == decoded['ori_shape'] == (30, 40)
+    rgb = LoadImageDraft(channel_order='rgb', to_float32=True)(
+        dict(img=img.copy()))
+    np.testing.assert_array_equal(rgb['img'],
+                                  from_file['img'][..., ::-1].astype(
+                                      np.float32))

@@ -1,10 +1,53 @@
-"""Loading MMEngine checkpoints with weights_only=True and an allowlist."""
+"""Loading MMEngine checkpoints with weights_only=True and an allowlist,
+whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says."""
+import os
+import pickle
+
 import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
+import drm_mm  # noqa: F401  registers the safe CheckpointLoader schemes
 from drm_mm.utils import UnsafeCheckpointError, load_trusted_checkpoint
+from drm_mm.utils.safe_checkpoint import HISTORY_STATS
+
+
+class Payload:
+    """Pickles as ``func(*args)``: what a crafted checkpoint runs."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def payloads(marker):
+    """name, payload, the global torch sees: each would create ``marker``."""
+    code = f'open({str(marker)!r}, "w").close()'
+    return [
+        ('eval', Payload(eval, code), 'builtins.eval'),
+        ('exec', Payload(exec, code), 'builtins.exec'),
+        ('system', Payload(os.system, f'touch {marker}'), 'posix.system'),
+        ('import', Payload(__import__, 'os'), 'builtins.__import__'),
+    ]
+
+
+def crafted(tmp_path, index):
+    marker = tmp_path / 'pwned'
+    name, payload, refused = payloads(marker)[index]
+    path = tmp_path / f'evil_{name}.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': payload}, path)
+    return str(path), marker, refused
+
+
+def assert_refused(err, path, refused):
+    text = str(err.value)
+    assert text == text.strip() and '\n' not in text
+    assert text.startswith(f'Refused to load {path!r}: global {refused} is '
+                           'not allowed')
+    assert 'weights_only=False' not in text and 'Re-running' not in text
 
 
 def test_mmengine_objects_load(tmp_path):
@@ -16,21 +59,50 @@ def test_mmengine_objects_load(tmp_path):
                 state_dict={'w': torch.ones(2)})
     path = tmp_path / 'ckpt.pth'
     torch.save(ckpt, path)
-    with pytest.raises(Exception):  # torch's default refuses it
-        torch.load(path)
+    with pytest.raises(pickle.UnpicklingError,
+                       match='Weights only load failed'):
+        torch.load(path)  # torch's default refuses MMEngine's objects
     loaded = load_trusted_checkpoint(str(path))
     assert loaded['meta']['iter'] == 7
     assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 0.5
 
 
-def test_getattr_restricted_to_history_buffer_stats(tmp_path):
+@pytest.mark.parametrize('index', range(4), ids=['eval', 'exec', 'system',
+                                                 'import'])
+@pytest.mark.parametrize('force_unsafe_env', [False, True])
+def test_code_payloads_refused(tmp_path, monkeypatch, index,
+                               force_unsafe_env):
+    if force_unsafe_env:
+        monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    path, marker, refused = crafted(tmp_path, index)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_trusted_checkpoint(path)
+    assert_refused(err, path, refused)
+    assert not marker.exists()
 
-    class Payload:
 
-        def __reduce__(self):  # a step towards reaching module globals
-            return (getattr, (HistoryBuffer.__init__, '__globals__'))
+@pytest.mark.parametrize(
+    'name', sorted(set(dir(HistoryBuffer)) - set(HISTORY_STATS)))
+def test_getattr_only_history_buffer_stats(tmp_path, name):
+    path = tmp_path / 'attr.pth'
+    torch.save({'x': Payload(getattr, HistoryBuffer, name)}, path)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_trusted_checkpoint(str(path))
+    assert (f'getattr({HistoryBuffer!r}, {name!r}) is not allowed'
+            in str(err.value))
 
+
+@pytest.mark.parametrize('name', HISTORY_STATS)
+def test_getattr_history_buffer_stats_allowed(tmp_path, name):
+    path = tmp_path / 'stat.pth'
+    torch.save({'x': Payload(getattr, HistoryBuffer, name)}, path)
+    assert load_trusted_checkpoint(str(path))['x'] is getattr(
+        HistoryBuffer, name)
+
+
+def test_getattr_of_other_objects_refused(tmp_path):
     path = tmp_path / 'evil.pth'
-    torch.save({'x': Payload()}, path)
+    torch.save({'x': Payload(getattr, HistoryBuffer.__init__, '__globals__')},
+               path)
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
         load_trusted_checkpoint(str(path))

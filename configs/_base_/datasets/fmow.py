@@ -3,7 +3,7 @@
 # OOD metric: worst-region accuracy (5 regions, "Other" excluded).
 # Data: <data_root>/fmow_v1.1/ (wilds layout). Get it with
 #   python -c "import wilds; wilds.get_dataset('fmow', root_dir='data/wilds', download=True)"
-dataset_type = 'WILDSFMoW'
+dataset_type = 'drm_mm.WILDSFMoW'
 data_root = 'data/wilds'
 image_size = 224
 
@@ -48,12 +48,16 @@ def _split(split):  # noqa: E306
 
 
 val_dataloader = dict(batch_size=128, num_workers=8, id_val=_split('id_val'))
-val_evaluator = dict(type='FMoWMetric')
-val_cfg = dict(type='MultiDatasetValLoop')
+val_evaluator = dict(type='drm_mm.FMoWMetric')
+val_cfg = dict(type='drm_mm.MultiDatasetValLoop')
 
+# `dataset`: defaults of every set; MMPretrain's get_model reads its type
+# and its inferencers its pipeline (a child config that changes
+# test_pipeline sets it here too).
 test_dataloader = dict(
     batch_size=128, num_workers=8,
+    dataset=dict(type=dataset_type, pipeline=test_pipeline),
     id_val=_split('id_val'), id_test=_split('id_test'),
     val=_split('val'), test=_split('test'))
-test_evaluator = dict(type='FMoWMetric')
-test_cfg = dict(type='MultiDatasetTestLoop')
+test_evaluator = dict(type='drm_mm.FMoWMetric')
+test_cfg = dict(type='drm_mm.MultiDatasetTestLoop')

@@ -18,14 +18,14 @@ data_preprocessor = dict(
     to_rgb=True)
 
 train_pipeline = [
-    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='drm_mm.LoadImageDraft', min_size=image_size),
     dict(type='RandomResizedCrop', scale=image_size,
          crop_ratio_range=(0.9, 1.0), backend='pillow',
          interpolation='bicubic'),
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path')),
 ]
 test_pipeline = [
-    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='drm_mm.LoadImageDraft', min_size=image_size),
     dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
          interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=image_size),
@@ -38,12 +38,13 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='ImageNetFolder', data_root=f'{data_root}/imagenet',
-                 split='train_fit', pipeline=train_pipeline))
+    dataset=dict(type='drm_mm.ImageNetFolder',
+                 data_root=f'{data_root}/imagenet', split='train_fit',
+                 pipeline=train_pipeline))
 
 
 def _set(dataset_type, **kwargs):  # noqa: E306
-    root = f'{data_root}/imagenet' if dataset_type == 'ImageNetFolder' \
+    root = f'{data_root}/imagenet' if dataset_type == 'drm_mm.ImageNetFolder' \
         else data_root
     return dict(dataset=dict(type=dataset_type, data_root=root,
                              pipeline=test_pipeline, **kwargs),
@@ -52,18 +53,22 @@ def _set(dataset_type, **kwargs):  # noqa: E306
 
 # model selection (save_best='imagenet_holdout/accuracy'): never a test set
 val_dataloader = dict(batch_size=128, num_workers=8,
-                      imagenet_holdout=_set('ImageNetFolder',
+                      imagenet_holdout=_set('drm_mm.ImageNetFolder',
                                             split='train_holdout'))
-val_evaluator = dict(type='ImageNetAccuracy')
-val_cfg = dict(type='MultiDatasetValLoop')
+val_evaluator = dict(type='drm_mm.ImageNetAccuracy')
+val_cfg = dict(type='drm_mm.MultiDatasetValLoop')
 
+# `dataset`: defaults of every set; MMPretrain's get_model reads its type
+# and its inferencers its pipeline (a child config that changes
+# test_pipeline sets it here too).
 test_dataloader = dict(
     batch_size=128, num_workers=8,
-    imagenet=_set('ImageNetFolder', split='val'),
-    imagenet_v2=_set('ImageNetV2'),
-    imagenet_r=_set('ImageNetR'),
-    imagenet_a=_set('ImageNetA'),
-    imagenet_sketch=_set('ImageNetSketch'),
-    objectnet=_set('ObjectNet'))
-test_evaluator = dict(type='ImageNetAccuracy')
-test_cfg = dict(type='MultiDatasetTestLoop')
+    dataset=dict(type='drm_mm.ImageNetFolder', pipeline=test_pipeline),
+    imagenet=_set('drm_mm.ImageNetFolder', split='val'),
+    imagenet_v2=_set('drm_mm.ImageNetV2'),
+    imagenet_r=_set('drm_mm.ImageNetR'),
+    imagenet_a=_set('drm_mm.ImageNetA'),
+    imagenet_sketch=_set('drm_mm.ImageNetSketch'),
+    objectnet=_set('drm_mm.ObjectNet'))
+test_evaluator = dict(type='drm_mm.ImageNetAccuracy')
+test_cfg = dict(type='drm_mm.MultiDatasetTestLoop')

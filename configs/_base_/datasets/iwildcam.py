@@ -4,7 +4,7 @@
 # Data: <data_root>/iwildcam_v2.0/ (wilds layout). Get it with
 #   python -c "import wilds; wilds.get_dataset('iwildcam', root_dir='data/wilds', download=True)"
 # or point data_root at an existing WILDS download.
-dataset_type = 'WILDSIWildCam'
+dataset_type = 'drm_mm.WILDSIWildCam'
 data_root = 'data/wilds'
 image_size = 224
 
@@ -18,7 +18,7 @@ data_preprocessor = dict(
 # 1920x1080 camera-trap JPEGs: decode at a reduced scale (PIL draft) that
 # still covers the crop; exact for other formats.
 train_pipeline = [
-    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='drm_mm.LoadImageDraft', min_size=image_size),
     dict(type='RandomResizedCrop', scale=image_size,
          crop_ratio_range=(0.9, 1.0), backend='pillow',
          interpolation='bicubic'),
@@ -26,7 +26,7 @@ train_pipeline = [
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
 ]
 test_pipeline = [
-    dict(type='LoadImageDraft', min_size=image_size),
+    dict(type='drm_mm.LoadImageDraft', min_size=image_size),
     dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
          interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=image_size),
@@ -50,12 +50,16 @@ def _split(split):  # noqa: E306 (configs are Python)
 
 
 val_dataloader = dict(batch_size=128, num_workers=8, id_val=_split('id_val'))
-val_evaluator = dict(type='IWildCamMetric')
-val_cfg = dict(type='MultiDatasetValLoop')
+val_evaluator = dict(type='drm_mm.IWildCamMetric')
+val_cfg = dict(type='drm_mm.MultiDatasetValLoop')
 
+# `dataset`: defaults of every set; MMPretrain's get_model reads its type
+# and its inferencers its pipeline (a child config that changes
+# test_pipeline sets it here too).
 test_dataloader = dict(
     batch_size=128, num_workers=8,
+    dataset=dict(type=dataset_type, pipeline=test_pipeline),
     id_val=_split('id_val'), id_test=_split('id_test'),
     val=_split('val'), test=_split('test'))
-test_evaluator = dict(type='IWildCamMetric')
-test_cfg = dict(type='MultiDatasetTestLoop')
+test_evaluator = dict(type='drm_mm.IWildCamMetric')
+test_cfg = dict(type='drm_mm.MultiDatasetTestLoop')

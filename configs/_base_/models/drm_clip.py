@@ -1,19 +1,19 @@
 # DRM on an open_clip CLIP (docs/method.md). Dataset configs set classnames,
 # templates and descriptions; drm/ configs pick the architecture.
 model = dict(
-    type='DRMClassifier',
+    type='drm_mm.DRMClassifier',
     # OpenAI CLIP weights via open_clip (downloads to the HF cache; offline:
     # pretrained='/path/to/open_clip_model.safetensors').
     # frozen=('image' | 'text' | 'logit_scale', ...) chooses what trains.
-    clip=dict(type='OpenCLIP', model_name='ViT-B-16', pretrained='openai',
+    clip=dict(type='drm_mm.OpenCLIP', model_name='ViT-B-16', pretrained='openai',
               grad_checkpointing=False, frozen=()),
     classnames=None,
     templates=None,
     descriptions=None,
     # dual inference: beta * softmax(z_df) + (1 - beta) * softmax(z_cd)
-    head=dict(type='CLIPTextHead', beta=0.5),
+    head=dict(type='drm_mm.CLIPTextHead', beta=0.5),
     # L = L_ERM (FLYP contrastive on df captions) + wrm_weight * L_WRM
-    loss=dict(type='DualRiskLoss', erm='contrastive', wrm_weight=1.0,
+    loss=dict(type='drm_mm.DualRiskLoss', erm='contrastive', wrm_weight=1.0,
               label_smoothing=0.0),
     # core-based soft labels of the frozen pre-trained CLIP with cd prompts:
     # per-image min-max affinities sharpened with tau (or 'softmax').
@@ -28,6 +28,6 @@ model = dict(
 # p_c is computed once over the training set with the test pipeline, cached
 # on disk by a hash of what determines it, and reused on reruns/resume.
 custom_hooks = [
-    dict(type='SoftLabelCacheHook', batch_size=256),
-    dict(type='DivergenceGuardHook', action='stop'),
+    dict(type='drm_mm.SoftLabelCacheHook', batch_size=256),
+    dict(type='drm_mm.DivergenceGuardHook', action='stop'),
 ]

@@ -161,7 +161,22 @@ class LoadImageDraft(BaseTransform):
         return (max(1, int(np.ceil(width * ratio))),
                 max(1, int(np.ceil(height * ratio))))
 
+    def _decoded(self, results: dict) -> dict:
+        """An image decoded already as BGR (MMPretrain's inferencers load
+        it themselves): only the channel order and dtype are applied."""
+        array = np.asarray(results['img'])
+        if self.channel_order == 'rgb':
+            array = np.ascontiguousarray(array[..., ::-1])
+        if self.to_float32:
+            array = array.astype(np.float32)
+        results['img'] = array
+        results['img_shape'] = array.shape[:2]
+        results.setdefault('ori_shape', array.shape[:2])
+        return results
+
     def transform(self, results: dict) -> dict:
+        if 'img_path' not in results and 'img' in results:
+            return self._decoded(results)
         path = results['img_path']
         img_bytes = fileio.get(path, backend_args=self.backend_args)
         if not img_bytes:

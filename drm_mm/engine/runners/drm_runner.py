@@ -22,7 +22,7 @@ __all__ = ['DRMRunner', 'checkpoint_problem']
 
 @RUNNERS.register_module()
 class DRMRunner(Runner):
-    """Runner used by every drm_mm config (``runner_type='DRMRunner'``).
+    """Runner used by every drm_mm config (``runner_type='drm_mm.DRMRunner'``).
 
     Differences from :class:`mmengine.runner.Runner`, each where MMEngine
     0.10 falls short:
@@ -178,7 +178,7 @@ class DRMRunner(Runner):
                                  'resume from: training starts afresh.')
                 self._resume = False
         source = self._load_from or f'the latest checkpoint in {self.work_dir}'
-        with mmengine_checkpoint_globals(repr(source)):
+        with mmengine_checkpoint_globals(repr(source), self._load_from):
             super().load_or_resume()
 
     def load_checkpoint(self, filename: str, map_location='cpu',

@@ -20,7 +20,10 @@ Config shape (``val_*`` shown; ``test_*`` is the same)::
 A set is an entry whose value is a dict with a ``dataset`` key (or a built
 DataLoader); the other entries are defaults merged into every set (which is
 also how ``tools/test.py``'s ``pin_memory`` / ``collate_fn`` defaults
-reach them). Metrics come back as ``<set>/<metric>`` (``id_val/macro_f1``,
+reach them). A top-level ``dataset`` holds defaults of every set's dataset
+(a set's own keys win): ``dataset=dict(type=..., pipeline=test_pipeline)``
+is also what MMPretrain's single-set APIs read (``get_model`` its
+``type``, the inferencers its ``pipeline``). Metrics come back as ``<set>/<metric>`` (``id_val/macro_f1``,
 ``imagenet_r/accuracy``), in set order, so
 ``CheckpointHook(save_best='id_val/macro_f1', rule='greater')`` selects on
 ID validation. Before each set the loop calls
@@ -69,13 +72,22 @@ def split_dataloader_cfg(dataloader: Any, loop: str) -> tuple:
             f'{loop}: the dataloader config must be a dict of named sets, '
             f'e.g. dict(id_val=dict(dataset=..., sampler=...), '
             f'test=dict(...)); got {type(dataloader).__name__}.')
-    if 'dataset' in dataloader:
-        raise ValueError(
-            f'{loop}: got a single dataloader config (it has a "dataset" '
-            f'key); name each set instead: dict(<name>=dict(dataset=..., '
-            f'sampler=...), ...). The name prefixes its metrics.')
+    dataloader = dict(dataloader)
+    shared_dataset = dataloader.pop('dataset', None)
+    if shared_dataset is not None and not isinstance(shared_dataset, dict):
+        raise TypeError(
+            f'{loop}: the top-level "dataset" of a multi-set dataloader holds '
+            f'defaults of every set\'s dataset and must be a dict; got '
+            f'{type(shared_dataset).__name__}. Name each set instead: '
+            f'dict(<name>=dict(dataset=..., sampler=...), ...).')
     sets = {k: v for k, v in dataloader.items() if _is_set(v)}
     shared = {k: v for k, v in dataloader.items() if not _is_set(v)}
+    if shared_dataset:
+        for name, value in sets.items():
+            if isinstance(value, dict):
+                merged = copy.deepcopy(shared_dataset)
+                merged.update(value['dataset'])
+                sets[name] = dict(value, dataset=merged)
     if not sets:
         raise ValueError(
             f'{loop}: no set found in the dataloader config (keys '

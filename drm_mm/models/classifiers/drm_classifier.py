@@ -324,15 +324,21 @@ class DRMClassifier(BaseClassifier):
                 inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None
                 ) -> List[DataSample]:
-        """Data samples with ``pred_score`` (the β mixture) and
-        ``pred_label``."""
-        scores = self.predict_scores(inputs).detach()
-        labels = scores.argmax(dim=1, keepdim=True)
-        if data_samples is None:
-            data_samples = [DataSample() for _ in range(scores.size(0))]
-        for sample, score, label in zip(data_samples, scores, labels):
-            sample.set_pred_score(score).set_pred_label(label)
-        return data_samples
+        """Data samples with ``pred_score`` (the β mixture),
+        ``pred_label``, ``df_score`` and ``cd_score`` (see
+        :meth:`CLIPTextHead.predict`)."""
+        return self.head.predict(*self.logits(inputs), data_samples)
+
+    @property
+    def _dataset_meta(self) -> dict:
+        """What MMPretrain's ``get_model`` / inferencers read: the class
+        names are always :attr:`classnames` (the model's label order)."""
+        return dict(self.__dict__.get('_stored_dataset_meta') or {},
+                    classes=tuple(self.classnames))
+
+    @_dataset_meta.setter
+    def _dataset_meta(self, meta: Optional[dict]) -> None:
+        self.__dict__['_stored_dataset_meta'] = dict(meta or {})
 
     # ------------------------------------------------------------ training
     def loss(self, inputs: torch.Tensor,

@@ -18,6 +18,8 @@ from typing import Callable, Optional
 import open_clip
 from torch import nn
 
+from drm_mm.utils.safe_checkpoint import refusal_reason
+
 #: Architectures shipped with drm_mm (tiny test models, the toy world CLIP).
 MODEL_CONFIG_DIR = Path(__file__).parent / 'model_configs'
 open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -58,10 +60,10 @@ def load_clip_weights(model: nn.Module, path: str, model_name: str) -> None:
             model, path, strict=False, weights_only=True)
     except pickle.UnpicklingError as err:
         raise RuntimeError(
-            f'Refused to load {path!r}: it is not a plain tensor file and '
-            f'torch.load(weights_only=True) rejected it ({err}). Pretrained '
-            f'weights are untrusted input; convert them to a state_dict of '
-            f'tensors (or .safetensors) with a trusted tool first.') from None
+            f'Refused to load pretrained file {path!r}: '
+            f'{refusal_reason(err, path)}. Pretrained weights are untrusted '
+            f'input; convert them to a state_dict of tensors (or '
+            f'.safetensors) with a trusted tool first.') from None
     except RuntimeError as err:
         first = str(err).strip().splitlines()
         detail = '; '.join(line.strip() for line in first[1:4]) or first[0]

@@ -134,6 +134,27 @@ class CLIPTextHead(BaseModule):
             image_features, cd_prototypes, logit_scale)
         return z_df, z_cd
 
+    def predict(self, z_df: Optional[torch.Tensor],
+                z_cd: Optional[torch.Tensor],
+                data_samples: Optional[list] = None) -> list:
+        """Data samples with ``pred_score`` (the β mixture), ``pred_label``
+        and each head's probabilities as ``df_score`` / ``cd_score`` (a
+        head that β leaves out has none)."""
+        from mmpretrain.structures import DataSample
+        scores = self.predict_scores(z_df, z_cd).detach()
+        labels = scores.argmax(dim=1, keepdim=True)
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(scores.size(0))]
+        heads = {name: self._probs(z).detach()
+                 for name, z in (('df_score', z_df), ('cd_score', z_cd))
+                 if z is not None}
+        for i, (sample, score, label) in enumerate(
+                zip(data_samples, scores, labels)):
+            sample.set_pred_score(score).set_pred_label(label)
+            for name, probs in heads.items():
+                sample.set_field(probs[i], name, dtype=torch.Tensor)
+        return data_samples
+
     def set_class_subset(self,
                          indices: Optional[Sequence[int]] = None) -> None:
         """Restrict predictions to ``indices`` (None: all classes)."""

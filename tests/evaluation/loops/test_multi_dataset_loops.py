@@ -255,8 +255,10 @@ def test_per_set_evaluators_and_wilds_test_table(tmp_path, iwildcam_root):
 
 
 @pytest.mark.parametrize('dataloader, evaluator, match', [
+    (dict(dataset='X', a=dict(dataset=dict())), dict(type='IWildCamMetric'),
+     'the top-level "dataset" of a multi-set dataloader holds defaults'),
     (dict(dataset=dict(type='X')), dict(type='IWildCamMetric'),
-     'single dataloader'),
+     'no set found'),
     (dict(batch_size=2), dict(type='IWildCamMetric'), 'no set found'),
     (dict(a=dict(dataset=dict())), dict(b=dict(type='IWildCamMetric')),
      r"missing \['a'\], unknown \['b'\]"),
@@ -275,3 +277,64 @@ def test_loops_are_registered():
     from drm_mm.registry import LOOPS
     assert LOOPS.get('MultiDatasetValLoop') is MultiDatasetValLoop
     assert LOOPS.get('MultiDatasetTestLoop') is MultiDatasetTestLoop
+
+
+def test_shared_dataset_holds_defaults_of_every_set():
+    from drm_mm.evaluation.loops.multi_dataset_base import \
+        split_dataloader_cfg
+    sets, shared = split_dataloader_cfg(
+        dict(batch_size=2, dataset=dict(type='T', pipeline=['p']),
+             a=dict(dataset=dict(split='a')),
+             b=dict(dataset=dict(split='b', pipeline=['q']))),
+        'MultiDatasetTestLoop')
+    assert shared == dict(batch_size=2)
+    assert sets == dict(
+        a=dict(dataset=dict(type='T', pipeline=['p'], split='a')),
+        b=dict(dataset=dict(type='T', pipeline=['q'], split='b')))
+
+
+def _dump_runner(tmp_path, iwildcam_root, sets):
+    return DRMRunner(
+        model=_ScheduledModel(), work_dir=str(tmp_path),
+        test_dataloader={s: _wilds_loader(iwildcam_root, s) for s in sets},
+        test_evaluator=dict(type='IWildCamMetric'),
+        test_cfg=dict(type='MultiDatasetTestLoop'),
+        default_scope='drm_mm',
+        experiment_name=f'multi_loop_test_{next(_RUN_IDS)}')
+
+
+def test_mmpretrain_style_out_holds_every_set(tmp_path, iwildcam_root):
+    """MMPretrain's tools/test.py --out appends one DumpResults to
+    runner.test_evaluator (the first set's): every set ends up in it."""
+    from mmengine import load
+    from mmengine.evaluator import DumpResults
+    sets = ('id_test', 'test')
+    runner = _dump_runner(tmp_path, iwildcam_root, sets)
+    out = str(tmp_path / 'preds.pkl')
+    runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
+    metrics = runner.test()
+    assert 'test/macro_f1' in metrics
+    preds = load(out)
+    assert list(preds) == list(sets)
+    for eval_set in runner.test_loop.sets:
+        assert len(preds[eval_set.name]) == len(eval_set.dataloader.dataset)
+        assert [p['sample_idx'] for p in preds[eval_set.name]] == list(
+            range(len(eval_set.dataloader.dataset)))
+        assert not any(isinstance(m, DumpResults)
+                       for m in eval_set.evaluator.metrics[1:])
+
+
+def test_per_set_dumps_are_left_alone(tmp_path, iwildcam_root):
+    """tools/test.py of drm_mm adds one DumpResults per set itself."""
+    from mmengine import load
+    from mmengine.evaluator import DumpResults
+    sets = ('id_test', 'test')
+    runner = _dump_runner(tmp_path, iwildcam_root, sets)
+    for eval_set in runner.test_loop.sets:
+        eval_set.evaluator.metrics.append(DumpResults(
+            out_file_path=str(tmp_path / f'{eval_set.name}.pkl')))
+    runner.test()
+    for eval_set in runner.test_loop.sets:
+        preds = load(str(tmp_path / f'{eval_set.name}.pkl'))
+        assert isinstance(preds, list)
+        assert len(preds) == len(eval_set.dataloader.dataset)

@@ -415,7 +415,7 @@ def test_smoke_configs_build_their_model(name):
     assert model.num_classes == 182
     uses_wrm = model.loss_module.uses_wrm
     assert uses_wrm == (name.startswith('drm'))
-    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    hooks = [h['type'].split('.')[-1] for h in cfg.get('custom_hooks', [])]
     assert ('SoftLabelCacheHook' in hooks) == uses_wrm
 
 

@@ -68,7 +68,10 @@ def test_shape_mismatch_names_key(tmp_path, tiny_weights):
         build_open_clip('drm-tiny-vit', pretrained=str(path))
 
 
-def test_crafted_pickle_refused(tmp_path):
+@pytest.mark.parametrize('force_unsafe_env', [False, True])
+def test_crafted_pickle_refused(tmp_path, monkeypatch, force_unsafe_env):
+    if force_unsafe_env:
+        monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     marker = tmp_path / 'pwned'
 
     class Payload:
@@ -78,9 +81,15 @@ def test_crafted_pickle_refused(tmp_path):
 
     path = tmp_path / 'evil.pt'
     torch.save({'visual.x': Payload()}, path)
-    with pytest.raises(RuntimeError, match='Refused to load'):
+    with pytest.raises(RuntimeError) as err:
         build_open_clip('drm-tiny-vit', pretrained=str(path))
     assert not marker.exists()
+    message = str(err.value)
+    assert '\n' not in message  # one line
+    assert message.startswith(f'Refused to load pretrained file '
+                              f'{str(path)!r}: global posix.system is not '
+                              f'allowed. ')
+    assert 'weights_only=False' not in message
 
 
 def test_tag_without_network_says_what_to_do(monkeypatch):

@@ -94,3 +94,20 @@ def test_linear_head_starts_from_the_prototypes_and_trains():
     assert head.weight.grad is not None and head.bias.grad is not None
     with pytest.raises(ValueError, match='num_classes'):
         CLIPTextHead(linear=True)
+
+
+def test_predict_puts_mixture_and_each_head_into_the_samples():
+    torch.manual_seed(0)
+    z_df, z_cd = torch.randn(2, 3), torch.randn(2, 3)
+    head = CLIPTextHead(beta=0.25)
+    samples = head.predict(z_df, z_cd)
+    for i, sample in enumerate(samples):
+        torch.testing.assert_close(sample.df_score, F.softmax(z_df[i], 0))
+        torch.testing.assert_close(sample.cd_score, F.softmax(z_cd[i], 0))
+        torch.testing.assert_close(
+            sample.pred_score,
+            0.25 * sample.df_score + 0.75 * sample.cd_score)
+        assert int(sample.pred_label) == int(sample.pred_score.argmax())
+    only_df = CLIPTextHead(beta=1.0).predict(z_df, None)
+    assert 'cd_score' not in only_df[0]
+    torch.testing.assert_close(only_df[0].pred_score, only_df[0].df_score)
