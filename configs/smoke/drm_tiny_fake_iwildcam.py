@@ -39,7 +39,7 @@ model = dict(
 custom_hooks = [dict(type='drm_mm.SoftLabelCacheHook', batch_size=32)]
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='RandomResizedCrop', scale=image_size,
          crop_ratio_range=(0.9, 1.0), backend='pillow',
          interpolation='bicubic'),
@@ -47,7 +47,7 @@ train_pipeline = [
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
          interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=image_size),

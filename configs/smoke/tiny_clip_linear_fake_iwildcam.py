@@ -25,14 +25,14 @@ model = dict(
 )
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='RandomResizedCrop', scale=image_size, crop_ratio_range=(0.9,
                                                                        1.0),
          backend='pillow', interpolation='bicubic'),
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
          interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=image_size),

@@ -15,7 +15,7 @@ data_preprocessor = dict(
 
 # 224x224 PNGs: decoded exactly.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='RandomResizedCrop', scale=image_size,
          crop_ratio_range=(0.9, 1.0), backend='pillow',
          interpolation='bicubic'),
@@ -23,7 +23,7 @@ train_pipeline = [
                                        'year')),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
          interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=image_size),

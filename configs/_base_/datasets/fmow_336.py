@@ -4,7 +4,7 @@
 _base_ = ['./fmow.py']
 image_size = 336
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='RandomResizedCrop', scale=image_size,
          crop_ratio_range=(0.9, 1.0), backend='pillow',
          interpolation='bicubic'),
@@ -12,7 +12,7 @@ train_pipeline = [
                                        'year')),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
          interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=image_size),
@@ -22,5 +22,7 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
                   for split in ('id_val',)}
-test_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
-                   for split in ('id_val', 'id_test', 'val', 'test')}
+test_dataloader = dict(
+    dataset=dict(pipeline=test_pipeline),
+    **{split: dict(dataset=dict(pipeline=test_pipeline))
+       for split in ('id_val', 'id_test', 'val', 'test')})

@@ -20,6 +20,8 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
                   for split in ('imagenet_holdout',)}
-test_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
-                   for split in ('imagenet', 'imagenet_v2', 'imagenet_r',
-                                 'imagenet_a', 'imagenet_sketch', 'objectnet')}
+test_dataloader = dict(
+    dataset=dict(pipeline=test_pipeline),
+    **{split: dict(dataset=dict(pipeline=test_pipeline))
+       for split in ('imagenet', 'imagenet_v2', 'imagenet_r',
+                    'imagenet_a', 'imagenet_sketch', 'objectnet')})

@@ -20,5 +20,7 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
                   for split in ('id_val',)}
-test_dataloader = {split: dict(dataset=dict(pipeline=test_pipeline))
-                   for split in ('id_val', 'id_test', 'val', 'test')}
+test_dataloader = dict(
+    dataset=dict(pipeline=test_pipeline),
+    **{split: dict(dataset=dict(pipeline=test_pipeline))
+       for split in ('id_val', 'id_test', 'val', 'test')})

@@ -13,7 +13,7 @@ image_size = 32
 # The images are written at the model's resolution: no resizing, and no
 # augmentation (shapes already vary in colour, size, position, rotation).
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='drm_mm.LoadImageDraft'),
     # sample_idx: exact soft-label lookup; location: per-camera metrics
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
 ]
@@ -39,7 +39,12 @@ val_dataloader = dict(batch_size=250, num_workers=0,
 val_evaluator = dict(type='drm_mm.IWildCamMetric')
 val_cfg = dict(type='drm_mm.MultiDatasetValLoop')
 
+# `dataset`: defaults of every set (read by MMPretrain's get_model and
+# inferencers, and by the soft-label hook).
 test_dataloader = dict(batch_size=250, num_workers=0,
+                       dataset=dict(type=dataset_type,
+                                    class_names='categories',
+                                    pipeline=test_pipeline),
                        id_test=_split('id_test'), test=_split('test'))
 test_evaluator = dict(type='drm_mm.IWildCamMetric')
 test_cfg = dict(type='drm_mm.MultiDatasetTestLoop')
