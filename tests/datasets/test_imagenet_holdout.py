@@ -9,7 +9,7 @@ import pytest
 
 from drm_mm.datasets.imagenet_folder import ImageNetFolder
 from drm_mm.datasets.imagenet_holdout import HEADER
-from drm_mm.datasets.imagenet_layout import write_imagenet
+from tools.dataset_tools.imagenet_layout import write_imagenet
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WNIDS = ('n01440764', 'n01443537', 'n01484850')

@@ -270,7 +270,9 @@ def check_against_config(state: Dict[str, torch.Tensor],
                          config: str) -> None:
     """Keys and shapes must equal those of the config's model."""
     from drm_mm.registry import MODELS, build_in_scope
-    from drm_mm.utils.tool_utils import load_config
+    # tools/tool_utils.py, beside this script's folder
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    from tool_utils import load_config
     cfg = load_config(config)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') \
         else dict(cfg.model)

@@ -12,7 +12,7 @@ from torch import nn
 import drm_mm.datasets.objectnet  # noqa: F401  registers ObjectNet
 import drm_mm.evaluation.loops  # noqa: F401  registers the loops
 import drm_mm.evaluation.metrics  # noqa: F401  registers the metrics
-from drm_mm.datasets.imagenet_layout import write_objectnet
+from tools.dataset_tools.imagenet_layout import write_objectnet
 from drm_mm.engine.runners import DRMRunner
 from drm_mm.models.heads.clip_text_head import CLIPTextHead
 
