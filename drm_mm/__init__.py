@@ -9,6 +9,6 @@ from . import datasets, engine, evaluation, models  # noqa: F401,E402
 # ``runner_type='drm_mm.DRMRunner'`` must resolve from MMEngine's root
 # RUNNERS registry too (as MMPretrain's own tools/train.py builds it), which
 # only searches its direct children and then falls back to the import path.
-from .engine.runners import DRMRunner  # noqa: E402
+from .engine.runners import DRMFlexibleRunner, DRMRunner  # noqa: E402
 
-__all__ = ['__version__', 'version_info', 'DRMRunner']
+__all__ = ['__version__', 'version_info', 'DRMRunner', 'DRMFlexibleRunner']

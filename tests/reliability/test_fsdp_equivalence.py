@@ -1,0 +1,119 @@
+"""Sharded training through MMEngine on CPU: ``tools/dist_train.sh`` with
+two gloo ranks, DRM with ``DRMFlexibleRunner`` + ``DRMFSDPStrategy``
+(FSDP, one unit per CLIP block, activation checkpointing) computes what
+the same config computes under DDP (``DRMRunner``): the losses of every
+step on every rank, the soft-label table and the final weights; its
+checkpoint holds the consolidated weights, which ``tools/test.py`` reads
+with the sharded config itself."""
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import _reliability_helpers as H  # loaded by this folder's conftest.py
+
+#: Tolerance of the comparisons (fp32 sums in another order).
+TOL = 1e-5
+PLAIN = """pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=32, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
+], """
+BODY = '''
+randomness = dict(seed=0, deterministic=True)
+train_cfg = dict(max_epochs=2)
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=2, max_keep_ckpts=1))
+custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32),
+                dict(type='ReliabilityRecordHook')]
+'''
+
+
+def _body(kind: str, names, desc) -> str:
+    """The run settings; FSDP adds the runner and strategy of
+    configs/_base_/fsdp_runtime.py and activation checkpointing."""
+    ckpt = kind == 'fsdp'
+    body = BODY + (f'model = dict(classnames={names!r}, '
+                   f'descriptions={str(desc)!r}, '
+                   f'clip=dict(grad_checkpointing={ckpt}))\n')
+    if kind == 'fsdp':
+        runtime = Config.fromfile(str(H.REPO / 'configs' / '_base_' /
+                                      'fsdp_runtime.py'))
+        body += (f'runner_type = {runtime.runner_type!r}\n'
+                 f'strategy = {runtime.strategy.to_dict()!r}\n')
+    return body
+
+
+def _tables(root):
+    files = list((root / '.soft_label_cache').glob('soft_labels_*.pt'))
+    assert len(files) == 1, files
+    return torch.load(files[0], weights_only=True)['soft_labels']
+
+
+@pytest.mark.slow  # two 2-rank training runs (~2 min on 2 cores)
+def test_fsdp_two_ranks_equal_ddp_two_ranks(tmp_path, fake_iwildcam_root):
+    names, desc = H.tiny_class_setup(tmp_path)
+    configs = {
+        kind: H.write_config(
+            tmp_path / f'{kind}.py', fake_iwildcam_root,
+            _body(kind, names, desc), train_loader='batch_size=4, ',
+            train_dataset=PLAIN)
+        for kind in ('ddp', 'fsdp')
+    }
+    work = {kind: tmp_path / kind / 'work' for kind in configs}
+    logs = {}
+    for kind in configs:
+        code, logs[kind] = H.run_dist_train(configs[kind], work[kind], 2,
+                                            '--no-validate')
+        assert code == 0, H.tail(logs[kind])
+
+    # FSDP really sharded: block units, rank 0 (which logs) holds ~half
+    held = re.findall(r'DRMFSDPStrategy: (\d+) FSDP units; this rank holds '
+                      r'(\d+) of (\d+) parameter values', logs['fsdp'])
+    assert len(held) == 1, H.tail(logs['fsdp'])
+    units, local, total = (int(x) for x in held[0])
+    assert units == 1 + 2 + 2  # root + the tiny CLIP's 2 + 2 blocks
+    assert 0.4 * total < local < 0.6 * total
+    assert 'DRMFlexibleRunner' not in logs['ddp']
+
+    # every step of every rank
+    worst = 0.0
+    for rank in (0, 1):
+        ddp = H.read_jsonl(work['ddp'] / f'outputs_rank{rank}.jsonl')
+        fsdp = H.read_jsonl(work['fsdp'] / f'outputs_rank{rank}.jsonl')
+        assert [r['iter'] for r in fsdp] == list(range(1, 11))
+        for ref, row in zip(ddp, fsdp):
+            assert row.keys() == ref.keys()
+            for key in ref:
+                worst = max(worst, abs(row[key] - ref[key]))
+                assert row[key] == pytest.approx(ref[key], abs=TOL), (
+                    rank, row['iter'], key)
+
+    # the soft labels (FSDP: computed before sharding) and the weights
+    table_diff = (_tables(tmp_path / 'ddp') -
+                  _tables(tmp_path / 'fsdp')).abs().max().item()
+    assert table_diff <= 1e-6
+    a = H.load_checkpoint(work['ddp'] / 'epoch_2.pth')
+    b = H.load_checkpoint(work['fsdp'] / 'epoch_2.pth')
+    weight_diff = H.max_abs_diff(a['state_dict'], b['state_dict'])
+    assert weight_diff <= TOL
+    assert sorted(a) == sorted(b)
+    assert not list(work['fsdp'].glob('*.tmp'))
+
+    # tools/test.py, one process, the sharded config: DRMRunner reads it
+    proc = subprocess.run(
+        [sys.executable, str(H.REPO / 'tools' / 'test.py'),
+         str(configs['fsdp']), str(work['fsdp'] / 'epoch_2.pth'),
+         '--work-dir', str(tmp_path / 'test')],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=H.train_env(), cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, H.tail(proc.stdout)
+    assert 'nothing to shard' in proc.stdout
+    assert 'accuracy/top1' in proc.stdout
+    print(f'FSDP vs DDP, 2 ranks: steps {worst:.2e}, weights '
+          f'{weight_diff:.2e}, soft labels {table_diff:.2e}')
