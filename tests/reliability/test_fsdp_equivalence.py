@@ -1,10 +1,11 @@
 """Sharded training through MMEngine on CPU: ``tools/dist_train.sh`` with
 two gloo ranks, DRM with ``DRMFlexibleRunner`` + ``DRMFSDPStrategy``
-(FSDP, one unit per CLIP block, activation checkpointing) computes what
-the same config computes under DDP (``DRMRunner``): the losses of every
-step on every rank, the soft-label table and the final weights; its
-checkpoint holds the consolidated weights, which ``tools/test.py`` reads
-with the sharded config itself."""
+(FSDP, one unit per CLIP block, activation checkpointing), killed after
+iteration 6 and resumed from the epoch-1 checkpoint, computes what the
+same config computes uninterrupted under DDP (``DRMRunner``): the losses
+of every step on every rank, the soft-label table and the final weights;
+its checkpoint holds the consolidated weights, which ``tools/test.py``
+reads with the sharded config itself."""
 import re
 import subprocess
 import sys
@@ -28,9 +29,10 @@ BODY = '''
 randomness = dict(seed=0, deterministic=True)
 train_cfg = dict(max_epochs=2)
 default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(interval=2, max_keep_ckpts=1))
+                     checkpoint=dict(interval=1, max_keep_ckpts=2))
 custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32),
-                dict(type='ReliabilityRecordHook')]
+                dict(type='ReliabilityRecordHook'),
+                dict(type='ReliabilityKillHook')]
 '''
 
 
@@ -49,13 +51,39 @@ def _body(kind: str, names, desc) -> str:
     return body
 
 
+def _dist_train(config, work_dir, *args, kill_after=None):
+    """``tools/dist_train.sh CONFIG 2`` (gloo), optionally SIGKILLed
+    after an iteration by ReliabilityKillHook."""
+    work_dir.parent.mkdir(parents=True, exist_ok=True)
+    extra = dict(PYTHON=sys.executable, PORT=str(H.free_port()))
+    if kill_after is not None:
+        extra[H.KILL_ENV] = str(kill_after)
+    proc = subprocess.run(
+        ['bash', str(H.REPO / 'tools' / 'dist_train.sh'), str(config), '2',
+         '--work-dir', str(work_dir), '--no-validate', *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=H.train_env(extra), cwd=work_dir.parent, timeout=600)
+    return proc.returncode, proc.stdout.decode(errors='replace')
+
+
+def _rows(path):
+    """Recorded steps by iteration (a step run again after the resume
+    must repeat its values)."""
+    rows = {}
+    for row in H.read_jsonl(path):
+        if row['iter'] in rows:
+            assert row == pytest.approx(rows[row['iter']], abs=TOL), row
+        rows[row['iter']] = row
+    return [rows[i] for i in sorted(rows)]
+
+
 def _tables(root):
     files = list((root / '.soft_label_cache').glob('soft_labels_*.pt'))
     assert len(files) == 1, files
     return torch.load(files[0], weights_only=True)['soft_labels']
 
 
-@pytest.mark.slow  # two 2-rank training runs (~2 min on 2 cores)
+@pytest.mark.slow  # three 2-rank training runs (~3 min on 2 cores)
 def test_fsdp_two_ranks_equal_ddp_two_ranks(tmp_path, fake_iwildcam_root):
     names, desc = H.tiny_class_setup(tmp_path)
     configs = {
@@ -67,10 +95,15 @@ def test_fsdp_two_ranks_equal_ddp_two_ranks(tmp_path, fake_iwildcam_root):
     }
     work = {kind: tmp_path / kind / 'work' for kind in configs}
     logs = {}
-    for kind in configs:
-        code, logs[kind] = H.run_dist_train(configs[kind], work[kind], 2,
-                                            '--no-validate')
-        assert code == 0, H.tail(logs[kind])
+    code, logs['ddp'] = _dist_train(configs['ddp'], work['ddp'])
+    assert code == 0, H.tail(logs['ddp'])
+    code, killed = _dist_train(configs['fsdp'], work['fsdp'], kill_after=6)
+    assert code != 0 and (work['fsdp'] / 'epoch_1.pth').exists()
+    assert not (work['fsdp'] / 'epoch_2.pth').exists()
+    code, logs['fsdp'] = _dist_train(configs['fsdp'], work['fsdp'],
+                                     '--resume')
+    assert code == 0, H.tail(logs['fsdp'])
+    assert 'resumed epoch: 1, iter: 5' in logs['fsdp']
 
     # FSDP really sharded: block units, rank 0 (which logs) holds ~half
     held = re.findall(r'DRMFSDPStrategy: (\d+) FSDP units; this rank holds '
@@ -84,8 +117,8 @@ def test_fsdp_two_ranks_equal_ddp_two_ranks(tmp_path, fake_iwildcam_root):
     # every step of every rank
     worst = 0.0
     for rank in (0, 1):
-        ddp = H.read_jsonl(work['ddp'] / f'outputs_rank{rank}.jsonl')
-        fsdp = H.read_jsonl(work['fsdp'] / f'outputs_rank{rank}.jsonl')
+        ddp = _rows(work['ddp'] / f'outputs_rank{rank}.jsonl')
+        fsdp = _rows(work['fsdp'] / f'outputs_rank{rank}.jsonl')
         assert [r['iter'] for r in fsdp] == list(range(1, 11))
         for ref, row in zip(ddp, fsdp):
             assert row.keys() == ref.keys()

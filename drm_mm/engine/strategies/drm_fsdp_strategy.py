@@ -9,7 +9,8 @@ import torch.distributed as torch_dist
 import torch.nn as nn
 from mmengine._strategy import FSDPStrategy
 from mmengine.dist import is_distributed
-from torch.distributed.fsdp import FullyShardedDataParallel
+from torch.distributed.fsdp import (FullOptimStateDictConfig,
+                                    FullyShardedDataParallel, StateDictType)
 
 from drm_mm.registry import STRATEGIES
 
@@ -43,7 +44,14 @@ class DRMFSDPStrategy(FSDPStrategy):
     * scalar parameters (CLIP's ``logit_scale``), which FSDP refuses to
       flatten, stay whole on every rank (``ignored_states``) and their
       gradient is averaged over the ranks after each backward, as FSDP
-      does for the sharded ones.
+      does for the sharded ones;
+    * resume loads the optimizer state (MMEngine 0.10.7 calls
+      ``FSDP.optim_state_dict_to_load`` with torch 1.x's argument order,
+      which fails on torch 2);
+    * without a GPU the full optimizer state is gathered without
+      ``offload_to_cpu``: on CPU tensors torch 2.14's FSDP then returns
+      ``exp_avg`` holding the values of ``exp_avg_sq`` (found by resuming a
+      CPU run; GPU runs keep the offload, which copies).
     """
 
     def __init__(self, *, model_wrapper: Optional[dict] = None,
@@ -51,6 +59,11 @@ class DRMFSDPStrategy(FSDPStrategy):
         wrapper = dict(DEFAULT_WRAPPER, **(model_wrapper or {}))
         super().__init__(model_wrapper=wrapper,
                          state_dict_cfg=state_dict_cfg, **kwargs)
+        if (self.state_dict_type == StateDictType.FULL_STATE_DICT
+                and not torch.cuda.is_available()):
+            self.optim_state_dict_config = FullOptimStateDictConfig(
+                rank0_only=self.optim_state_dict_config.rank0_only,
+                offload_to_cpu=False)
 
     def _setup_distributed(self, launcher: str = 'pytorch',
                            backend: str = 'nccl', **kwargs) -> None:
@@ -58,6 +71,11 @@ class DRMFSDPStrategy(FSDPStrategy):
             torch_dist.init_process_group(backend='gloo', **kwargs)
             return
         super()._setup_distributed(launcher, backend, **kwargs)
+
+    def load_optim_state_dict(self, state_dict: dict) -> None:
+        state = FullyShardedDataParallel.optim_state_dict_to_load(
+            self.model, self.optim_wrapper.optimizer, state_dict)
+        self.optim_wrapper.load_state_dict(state)
 
     def _wrap_model(self, model: nn.Module) -> nn.Module:
         for module in model.modules():

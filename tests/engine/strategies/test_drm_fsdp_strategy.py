@@ -3,6 +3,7 @@ parameters FSDP leaves whole (2 gloo ranks here; the full FSDP training
 run is tests/reliability/test_fsdp_equivalence.py)."""
 import os
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -25,6 +26,15 @@ def test_defaults_consolidated_checkpoints_and_block_units():
         type='MMFullyShardedDataParallel',
         auto_wrap_policy='drm_mm.clip_block_wrap_policy',
         use_orig_params=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU setting')
+def test_cpu_gathers_optimizer_state_without_offload():
+    # torch 2.14's FSDP with offload_to_cpu on CPU tensors returns exp_avg
+    # holding exp_avg_sq: a resumed run then diverges
+    strategy = DRMFSDPStrategy()
+    assert strategy.optim_state_dict_config.offload_to_cpu is False
+    assert strategy.optim_state_dict_config.rank0_only is True
 
 
 def test_config_keys_win_over_defaults():
