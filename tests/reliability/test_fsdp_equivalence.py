@@ -5,7 +5,7 @@ iteration 6 and resumed from the epoch-1 checkpoint, computes what the
 same config computes uninterrupted under DDP (``DRMRunner``): the losses
 of every step on every rank, the soft-label table and the final weights;
 its checkpoint holds the consolidated weights, which ``tools/test.py``
-reads with the sharded config itself."""
+and ``tools/wise_ft.py`` read with the sharded config itself."""
 import re
 import subprocess
 import sys
@@ -148,5 +148,16 @@ def test_fsdp_two_ranks_equal_ddp_two_ranks(tmp_path, fake_iwildcam_root):
     assert proc.returncode == 0, H.tail(proc.stdout)
     assert 'nothing to shard' in proc.stdout
     assert 'accuracy/top1' in proc.stdout
+    # WiSE-FT on the consolidated weights, one process, the sharded config
+    proc = subprocess.run(
+        [sys.executable, str(H.REPO / 'tools' / 'wise_ft.py'),
+         str(configs['fsdp']), '--finetuned',
+         str(work['fsdp'] / 'epoch_2.pth'), '--alphas', '0', '1',
+         '--work-dir', str(tmp_path / 'wise')],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=H.train_env(), cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, H.tail(proc.stdout)
+    rows = (tmp_path / 'wise' / 'wise_ft.csv').read_text().splitlines()
+    assert [r.split(',')[0] for r in rows[1:]] == ['0.0', '1.0']
     print(f'FSDP vs DDP, 2 ranks: steps {worst:.2e}, weights '
           f'{weight_diff:.2e}, soft labels {table_diff:.2e}')

@@ -61,6 +61,7 @@ def test_quick_cpu_run_writes_json_and_table(tmp_path):
         assert drm['model_flops']['prompts'] > 0
         assert flyp['model_flops']['prompts'] == 0
         assert set(row['drm_peak_memory']) == {'no_ckpt', 'ckpt'}
+        assert row['grad_checkpointing'] is False
     assert result['soft_label_pass']['images_per_s'] > 0
     table = (tmp_path / 'gpu_benchmark.md').read_text()
     assert table.count('| drm-tiny-vit |') == 2

@@ -5,7 +5,8 @@ and per-GPU batch (default 32 and 128), with bf16 autocast and a training
 text tower, all concept descriptions of the chosen classes (default: the
 182 iWildCam classes, 360 prompts):
 
-* DRM / FLYP train-step time ratio (interleaved, median);
+* DRM / FLYP train-step time ratio (interleaved, median; with gradient
+  checkpointing only where the step does not fit without, marked "ckpt");
 * throughput in images/s and model FLOPs utilisation (MFU) of each step:
   model FLOPs / step time / the GPU's peak dense bf16 FLOP/s;
 * peak memory of a DRM step with and without gradient checkpointing;
@@ -182,15 +183,24 @@ def bench_arch(args, bench_mod, arch: str, peak: Optional[float]) -> dict:
         print(f'[{arch}] batch {batch}: DRM vs FLYP, bf16', flush=True)
         data = b.batch(batch)
         row = dict(batch=batch)
-        try:
-            times = interleaved_times(
-                {m: (lambda m=m: models[m].train_step(data, wrapper))
-                 for m in models}, args.repeats, args.warmup, args.device)
-        except torch.OutOfMemoryError as err:
-            _free(args.device)
-            row['error'] = f'out of memory: {str(err).splitlines()[0]}'
+        times = None
+        for ckpt in (False, True):  # checkpointing only if it must
+            clip.model.set_grad_checkpointing(ckpt)
+            try:
+                times = interleaved_times(
+                    {m: (lambda m=m: models[m].train_step(data, wrapper))
+                     for m in models}, args.repeats, args.warmup,
+                    args.device)
+                row['grad_checkpointing'] = ckpt
+                break
+            except torch.OutOfMemoryError as err:
+                _free(args.device)
+                row['error'] = f'out of memory: {str(err).splitlines()[0]}'
+        clip.model.set_grad_checkpointing(False)
+        if times is None:
             out['rows'].append(row)
             continue
+        row.pop('error', None)
         for m in models:
             seconds = median(times[m]['wall'])
             flops = train_step_flops(
@@ -275,8 +285,9 @@ def markdown(report: dict) -> str:
             drm, flyp, mem = row['DRM'], row['FLYP'], row['drm_peak_memory']
             total = 'total_bytes' if report['device'] == 'cuda' else \
                 'above_bytes'
+            ckpt = ' (ckpt)' if row['grad_checkpointing'] else ''
             lines.append(
-                f"| {res['arch']} | {row['batch']} | "
+                f"| {res['arch']} | {row['batch']}{ckpt} | "
                 f"{row['drm_over_flyp']:.3f} | {drm['images_per_s']:.1f} | "
                 f"{flyp['images_per_s']:.1f} | {_pct(drm['mfu'])} | "
                 f"{_pct(flyp['mfu'])} | "
