@@ -1,7 +1,6 @@
 """DRMFSDPStrategy: defaults, and the gradient averaging of the scalar
 parameters FSDP leaves whole (2 gloo ranks here; the full FSDP training
 run is tests/reliability/test_fsdp_equivalence.py)."""
-import os
 
 import pytest
 import torch
