@@ -3,7 +3,9 @@ two gloo ranks, DRM with ``DRMFlexibleRunner`` + ``DRMFSDPStrategy``
 (FSDP, one unit per CLIP block, activation checkpointing), killed after
 iteration 6 and resumed from the epoch-1 checkpoint, computes what the
 same config computes uninterrupted under DDP (``DRMRunner``): the losses
-of every step on every rank, the soft-label table and the final weights;
+of every step on every rank, the soft-label table, the multi-set
+validation metrics and the final weights; ``tools/dist_test.sh`` tests it
+sharded;
 its checkpoint holds the consolidated weights, which ``tools/test.py``
 and ``tools/wise_ft.py`` read with the sharded config itself."""
 import re
@@ -26,21 +28,36 @@ PLAIN = """pipeline=[
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
 ], """
 BODY = '''
+_test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=32, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
+]
+def _split(split):
+    return dict(dataset=dict(type='WILDSIWildCam', data_root={root!r},
+                             split=split, pipeline=_test_pipeline),
+                sampler=dict(type='DefaultSampler', shuffle=False))
 randomness = dict(seed=0, deterministic=True)
 train_cfg = dict(max_epochs=2)
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=2))
+val_dataloader = dict(_delete_=True, batch_size=16, num_workers=0,
+                      id_val=_split('id_val'), val=_split('val'))
+val_evaluator = dict(_delete_=True, type='IWildCamMetric')
+val_cfg = dict(type='MultiDatasetValLoop')
 custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32),
                 dict(type='ReliabilityRecordHook'),
                 dict(type='ReliabilityKillHook')]
 '''
 
 
-def _body(kind: str, names, desc) -> str:
+def _body(kind: str, names, desc, root) -> str:
     """The run settings; FSDP adds the runner and strategy of
     configs/_base_/fsdp_runtime.py and activation checkpointing."""
     ckpt = kind == 'fsdp'
-    body = BODY + (f'model = dict(classnames={names!r}, '
+    body = BODY.format(root=str(root)) + (f'model = dict(classnames={names!r}, '
                    f'descriptions={str(desc)!r}, '
                    f'clip=dict(grad_checkpointing={ckpt}))\n')
     if kind == 'fsdp':
@@ -60,7 +77,7 @@ def _dist_train(config, work_dir, *args, kill_after=None):
         extra[H.KILL_ENV] = str(kill_after)
     proc = subprocess.run(
         ['bash', str(H.REPO / 'tools' / 'dist_train.sh'), str(config), '2',
-         '--work-dir', str(work_dir), '--no-validate', *args],
+         '--work-dir', str(work_dir), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=H.train_env(extra), cwd=work_dir.parent, timeout=600)
     return proc.returncode, proc.stdout.decode(errors='replace')
@@ -89,7 +106,7 @@ def test_fsdp_two_ranks_equal_ddp_two_ranks(tmp_path, fake_iwildcam_root):
     configs = {
         kind: H.write_config(
             tmp_path / f'{kind}.py', fake_iwildcam_root,
-            _body(kind, names, desc), train_loader='batch_size=4, ',
+            _body(kind, names, desc, fake_iwildcam_root), train_loader='batch_size=4, ',
             train_dataset=PLAIN)
         for kind in ('ddp', 'fsdp')
     }
@@ -148,6 +165,27 @@ def test_fsdp_two_ranks_equal_ddp_two_ranks(tmp_path, fake_iwildcam_root):
     assert proc.returncode == 0, H.tail(proc.stdout)
     assert 'nothing to shard' in proc.stdout
     assert 'accuracy/top1' in proc.stdout
+    # multi-set validation under FSDP: the same metrics as under DDP
+    vals = {kind: {k: row for k, row in H.scalar_rows(work[kind]).items()
+                   if k[0] == 'val'} for kind in work}
+    assert sorted(vals['fsdp']) == [('val', 1), ('val', 2)]
+    for key, ref in vals['ddp'].items():
+        assert vals['fsdp'][key] == pytest.approx(ref, abs=TOL), key
+    assert "val set 'val' done" in logs['fsdp']
+
+    # tools/dist_test.sh, 2 ranks: the sharded test loop loads the
+    # consolidated checkpoint into FSDP
+    proc = subprocess.run(
+        ['bash', str(H.REPO / 'tools' / 'dist_test.sh'),
+         str(configs['fsdp']), str(work['fsdp'] / 'epoch_2.pth'), '2',
+         '--work-dir', str(tmp_path / 'dist_test')],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=H.train_env(dict(PYTHON=sys.executable,
+                             PORT=str(H.free_port()))),
+        cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, H.tail(proc.stdout)
+    assert 'FSDP units' in proc.stdout and 'accuracy/top1' in proc.stdout
+
     # WiSE-FT on the consolidated weights, one process, the sharded config
     proc = subprocess.run(
         [sys.executable, str(H.REPO / 'tools' / 'wise_ft.py'),
