@@ -8,6 +8,7 @@ import torch
 import torch.distributed as torch_dist
 import torch.nn as nn
 from mmengine._strategy import FSDPStrategy
+from mmengine.device import get_device
 from mmengine.dist import is_distributed
 from torch.distributed.fsdp import (FullOptimStateDictConfig,
                                     FullyShardedDataParallel, StateDictType)
@@ -44,14 +45,15 @@ class DRMFSDPStrategy(FSDPStrategy):
     * scalar parameters (CLIP's ``logit_scale``), which FSDP refuses to
       flatten, stay whole on every rank (``ignored_states``) and their
       gradient is averaged over the ranks after each backward, as FSDP
-      does for the sharded ones;
+      does for the sharded ones (FSDP does not move ignored parameters:
+      they are moved to the device here);
     * resume loads the optimizer state (MMEngine 0.10.7 calls
       ``FSDP.optim_state_dict_to_load`` with torch 1.x's argument order,
       which fails on torch 2);
     * without a GPU the full optimizer state is gathered without
       ``offload_to_cpu``: on CPU tensors torch 2.14's FSDP then returns
       ``exp_avg`` holding the values of ``exp_avg_sq`` (found by resuming a
-      CPU run; GPU runs keep the offload, which copies).
+      CPU run; GPU runs keep the offload, not verified on a GPU).
     """
 
     def __init__(self, *, model_wrapper: Optional[dict] = None,
@@ -90,6 +92,8 @@ class DRMFSDPStrategy(FSDPStrategy):
         scalars = replicate_scalar_parameters(model)
         if scalars:
             self.model_wrapper.setdefault('ignored_states', scalars)
+            for param in scalars:  # FSDP does not move ignored parameters
+                param.data = param.data.to(get_device())
         total = sum(p.numel() for p in model.parameters())
         wrapped = super()._wrap_model(model)
         units = sum(isinstance(m, FullyShardedDataParallel)
