@@ -9,7 +9,7 @@ from . import datasets, engine, evaluation, models  # noqa: F401,E402
 # ``runner_type='drm_mm.DRMRunner'`` must resolve from MMEngine's root
 # RUNNERS registry too (as MMPretrain's own tools/train.py builds it), which
 # only searches its direct children and then falls back to the import path.
-from .engine.runners import DRMRunner  # noqa: E402
+from .engine.runners import DRMFlexibleRunner, DRMRunner  # noqa: E402
 from .utils.safe_checkpoint import register_safe_loaders  # noqa: E402
 
 # Every checkpoint MMEngine / MMPretrain load from now on (load_from, resume,
@@ -21,4 +21,5 @@ from .apis import register_model_index, zero_shot_classifier  # noqa: E402
 
 register_model_index()
 
-__all__ = ['__version__', 'version_info', 'DRMRunner', 'zero_shot_classifier']
+__all__ = ['__version__', 'version_info', 'DRMRunner', 'DRMFlexibleRunner',
+           'zero_shot_classifier']

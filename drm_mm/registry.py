@@ -7,6 +7,8 @@ another project reaches ours as ``type='drm_mm.<Name>'`` once
 ``custom_imports=dict(imports=['drm_mm'])`` has run. ``locations`` make the
 registries import their modules lazily on the first build.
 """
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import Registry
 from mmpretrain.registry import DATA_SAMPLERS as MMPRETRAIN_DATA_SAMPLERS
 from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
@@ -32,7 +34,8 @@ __all__ = [
     'RUNNERS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS', 'OPTIMIZERS',
     'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS',
     'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
-    'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS'
+    'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS', 'STRATEGIES',
+    'FUNCTIONS'
 ]
 
 
@@ -68,6 +71,10 @@ VISUALIZERS = _child('visualizer', MMPRETRAIN_VISUALIZERS,
                      ['drm_mm.engine'])
 VISBACKENDS = _child('vis_backend', MMPRETRAIN_VISBACKENDS,
                      ['drm_mm.engine'])
+# MMPretrain has neither: children of MMEngine's (FlexibleRunner strategies,
+# FSDP wrap policies).
+STRATEGIES = _child('strategy', MMENGINE_STRATEGIES, ['drm_mm.engine'])
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, ['drm_mm.engine'])
 
 # The parents must be populated for lookups that fall through to MMPretrain
 # (its own registries import their modules only under the mmpretrain scope).

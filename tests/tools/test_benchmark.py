@@ -9,6 +9,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).parents[2]
 TOOL = REPO / 'tools' / 'analysis' / 'benchmark.py'
 
@@ -49,5 +51,15 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
             assert math.isfinite(fig['ratio']) and fig['ratio'] > 0, fig
     assert report['details']['soft_labels']['cache_hit'] is True
     assert report['projection']['rows']
+    imagenet = report['projection']['imagenet']  # 1000 classes, 1,019 cds
+    assert imagenet['classes'] == 1000
+    assert imagenet['tokens']['prompts'] == 1019
+    [row] = imagenet['rows']  # --quick: the paper's 64 x 8 GPUs only
+    assert (row['batch_per_gpu'], row['gpus'], row['global_batch']) == (
+        64, 8, 512)
+    flops = row['tflop_per_gpu_step']
+    assert flops['drm'] == pytest.approx(flops['flyp'] + flops['cd_prompts'],
+                                         rel=1e-12)
+    assert 1 < row['drm_over_flyp'] < row['drm_over_flyp_unsharded']
     assert 'memory' in report['details'] and report['machine']['torch']
     assert 'MMEngine step / plain PyTorch loop' in proc.stdout

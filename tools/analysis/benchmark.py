@@ -32,7 +32,9 @@ same model, batch and data, after warm-up, over several interleaved rounds
 Models have random weights (no download); the class names, templates and
 concept descriptions are iWildCam's (``--classes N``: the first N classes).
 A FLOP-model projection of DRM/FLYP to all 182 classes, per-GPU batch and
-GPU count is printed alongside (labelled as a projection, not a measure).
+GPU count is printed alongside (labelled as a projection, not a measure),
+and one for ImageNet's 1000 classes and 1,019 concept descriptions at the
+paper's setting (global batch 512 on 8 GPUs) and on one GPU.
 """
 from __future__ import annotations
 
@@ -853,7 +855,58 @@ def projection(b: Bench) -> dict:
         counts.pop('per_prompt')
     return dict(check=check, tokens_all_classes=full,
                 tokens_measured_classes=sub, caption_tokens=caption,
-                rows=rows)
+                rows=rows, imagenet=imagenet_projection(clip, b.args.quick))
+
+
+#: ImageNet settings projected: (arch, images per GPU, GPUs); the paper's
+#: is a global batch of 512 on 8 GPUs.
+IMAGENET_SETTINGS = [(arch, batch, gpus)
+                     for arch in ('ViT-B-16', 'ViT-L-14-336')
+                     for batch, gpus in ((64, 8), (32, 1), (128, 1))]
+
+
+def imagenet_projection(clip, quick: bool = False) -> dict:
+    """FLOP model of DRM / FLYP for ImageNet's 1000 classes and their
+    concept descriptions (text tower training, trimmed prompts, split over
+    the GPUs) and the model FLOPs per GPU and step by part: captions of
+    ``"a good photo of the {c}."`` (the longest bounds the caption batch),
+    3 x forward FLOPs (backward = 2 x forward)."""
+    from drm_mm.datasets.classnames import get_classnames, imagenet_wnids
+    from drm_mm.prompts import load_descriptions, make_class_keys
+    from drm_mm.prompts.templates import resolve_templates
+    from benchmark_utils import projected_step_ratio
+    step_flops = load_tool('gpu_benchmark').train_step_flops
+    names = list(get_classnames('imagenet'))
+    cds = load_descriptions('imagenet.json', names,
+                            class_keys=make_class_keys(
+                                names, list(imagenet_wnids())))
+    tokens = _prompt_tokens(clip, [d for per_class in cds
+                                   for d in per_class])
+    templates = resolve_templates('imagenet')
+    caption = int(clip.tokenize([t.format(c=c) for t in templates
+                                 for c in names]).argmax(dim=-1).max()) + 1
+    per_prompt = tokens.pop('per_prompt')
+    rows = []
+    settings = IMAGENET_SETTINGS[:1] if quick else IMAGENET_SETTINGS
+    for arch, batch, gpus in settings:
+        if quick:
+            arch = clip.model_name
+        drm = step_flops(arch, batch, caption, per_prompt)
+        rows.append(dict(
+            arch=arch, batch_per_gpu=batch, gpus=gpus,
+            global_batch=batch * gpus,
+            drm_over_flyp=projected_step_ratio(arch, batch, per_prompt,
+                                               caption, world=gpus),
+            drm_over_flyp_unsharded=projected_step_ratio(
+                arch, batch, per_prompt, caption),
+            tflop_per_gpu_step=dict(
+                image=drm['image'] / 1e12, captions=drm['captions'] / 1e12,
+                cd_prompts=drm['prompts'] / gpus / 1e12,
+                flyp=(drm['image'] + drm['captions']) / 1e12,
+                drm=(drm['image'] + drm['captions'] + drm['prompts'] / gpus)
+                / 1e12)))
+    return dict(classes=len(names), template=templates,
+                caption_tokens=caption, tokens=tokens, rows=rows)
 
 
 def _load_average() -> Optional[List[float]]:
@@ -906,6 +959,20 @@ def print_table(b: Bench, proj: dict) -> None:
         print(f'{row["arch"]:<14}{row["batch_per_gpu"]:>10}{row["gpus"]:>6}'
               f'{row["padded"]:>11.3f}{row["trimmed"]:>9.3f}'
               f'{row["trimmed_sharded"]:>10.3f}')
+    inet = proj['imagenet']
+    print(f'ImageNet (FLOP model, not measured): {inet["classes"]} classes, '
+          f'{inet["tokens"]["prompts"]} cd prompts, '
+          f'{inet["tokens"]["buckets"]} tokens trimmed in buckets '
+          f'({inet["tokens"]["padded"]} padded), captions '
+          f'{inet["caption_tokens"]} tokens; TFLOP per GPU and step')
+    print(f'{"arch":<14}{"batch/GPU":>10}{"GPUs":>6}{"DRM/FLYP":>10}'
+          f'{"1 GPU":>7}{"FLYP":>9}{"+cd":>9}')
+    for row in inet['rows']:
+        t = row['tflop_per_gpu_step']
+        print(f'{row["arch"]:<14}{row["batch_per_gpu"]:>10}{row["gpus"]:>6}'
+              f'{row["drm_over_flyp"]:>10.3f}'
+              f'{row["drm_over_flyp_unsharded"]:>7.3f}{t["flyp"]:>9.2f}'
+              f'{t["cd_prompts"]:>9.2f}')
     print('=' * 78)
 
 
