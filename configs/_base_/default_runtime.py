@@ -5,12 +5,18 @@ custom_imports = dict(imports=['drm_mm'], allow_failed_imports=False)
 # DRMRunner = MMEngine Runner + safe checkpoint loading (weights_only=True
 # with MMEngine's own types allowed) + gloo/CPU distributed training.
 runner_type = 'drm_mm.DRMRunner'
+# The train loop is named with the schedule (train_cfg in _base_/schedules/):
+# drm_mm.ResumableEpochBasedTrainLoop, MMEngine's epoch loop that also
+# resumes a checkpoint written mid-epoch at the next batch with the same
+# random draws.
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='drm_mm.AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
+    # writes the new checkpoint before removing the old one
+    checkpoint=dict(type='drm_mm.AtomicCheckpointHook', interval=1,
+                    max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )

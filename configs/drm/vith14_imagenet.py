@@ -21,4 +21,4 @@ model = dict(
 optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16')
 
 default_hooks = dict(
-    checkpoint=dict(save_best='imagenet/accuracy', rule='greater'))
+    checkpoint=dict(save_best='imagenet_holdout/accuracy', rule='greater'))

@@ -78,7 +78,9 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=2),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+# exact mid-epoch resume (see drm_mm.ResumableEpochBasedTrainLoop)
+train_cfg = dict(type='drm_mm.ResumableEpochBasedTrainLoop',
+                 max_epochs=2, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(logger=dict(interval=2),

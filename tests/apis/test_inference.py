@@ -68,8 +68,9 @@ def test_paper_configs_build_in_get_model_and_inferencer(name):
     assert model._dataset_meta['classes'] == tuple(CLASSES)
     inferencer = ImageClassificationInferencer(model)
     steps = [type(t).__name__ for t in inferencer.pipeline.transforms]
-    loader = [] if name.endswith('fmow') else ['LoadImageDraft']
-    assert steps == loader + ['ResizeEdge', 'CenterCrop', 'PackInputs']
+    # LoadImageDraft passes through the image the inferencer decoded
+    assert steps == ['LoadImageDraft', 'ResizeEdge', 'CenterCrop',
+                     'PackInputs']
     assert inferencer.classes == tuple(CLASSES)
 
 

@@ -4,6 +4,7 @@ are named ``drm_mm.<Name>``."""
 import glob
 import os.path as osp
 
+import mmengine.registry as mmengine_registry
 import mmpretrain.registry as mmpretrain_registry
 import pytest
 from mmengine.config import Config
@@ -15,9 +16,11 @@ from drm_mm import registry as drm_registry
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
+# MMPretrain's registries, plus MMEngine's roots that it has no child of
+# (STRATEGIES, FUNCTIONS: FlexibleRunner builds from those).
 REGISTRIES = [
     r for r in vars(mmpretrain_registry).values() if isinstance(r, Registry)
-]
+] + [mmengine_registry.STRATEGIES, mmengine_registry.FUNCTIONS]
 DRM_NAMES = set()
 for _name in drm_registry.__all__:
     _reg = getattr(drm_registry, _name)

@@ -234,7 +234,7 @@ def soft_label_pass(args, model, b) -> dict:
     """The teacher's p_c of preprocessed batches (bf16 autocast): what the
     soft-label pass does per image once the images are decoded."""
     from benchmark_utils import interleaved_times, median
-    teacher = model.build_teacher()
+    teacher = model.soft_labels.build_teacher().to(args.device)
     n = args.soft_label_batch
     data = model.data_preprocessor(b.batch(n, seed=5), False)
     autocast = torch.autocast(args.device, dtype=torch.bfloat16)
@@ -242,7 +242,7 @@ def soft_label_pass(args, model, b) -> dict:
     def run():
         with autocast:
             for _ in range(args.soft_label_batches):
-                model.teacher_soft_labels(teacher, data['inputs'])
+                model.soft_labels.teacher_probs(teacher, data['inputs'])
 
     print(f'[{b.args.arch}] soft-label pass, batch {n}', flush=True)
     times = interleaved_times(dict(teacher=run), args.repeats,

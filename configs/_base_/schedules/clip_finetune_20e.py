@@ -13,7 +13,9 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=500, eta_min=0.0),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=1)
+# exact mid-epoch resume (see drm_mm.ResumableEpochBasedTrainLoop)
+train_cfg = dict(type='drm_mm.ResumableEpochBasedTrainLoop',
+                 max_epochs=20, val_interval=1)
 
 # The paper's global batch. `--auto-scale-lr` rescales lr by
 # (GPUs x samples_per_gpu) / base_batch_size.

@@ -210,3 +210,28 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             idx += 1
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
+
+
+def resolve_train_loop(loop: Any) -> Any:
+    """The ``train_cfg`` to build: one that names no loop type but
+    ``by_epoch=True`` becomes this loop (with a log line); for this loop a
+    ``by_epoch`` merged in from an MMPretrain-style schedule is checked and
+    dropped (MMEngine refuses both keys). Anything else is unchanged."""
+    if not isinstance(loop, dict):
+        return loop
+    loop = dict(loop)
+    if 'type' not in loop and loop.get('by_epoch', False):
+        loop['type'] = ResumableEpochBasedTrainLoop
+        print_log('train_cfg names no loop type: by_epoch=True runs '
+                  'drm_mm.ResumableEpochBasedTrainLoop (exact mid-epoch '
+                  'resume); set train_cfg.type to choose another.',
+                  logger='current')
+    if loop.get('type') in (ResumableEpochBasedTrainLoop,
+                            'ResumableEpochBasedTrainLoop',
+                            'drm_mm.ResumableEpochBasedTrainLoop') \
+            and 'by_epoch' in loop and not loop.pop('by_epoch'):
+        raise ValueError(
+            "train_cfg.by_epoch=False with drm_mm.ResumableEpochBasedTrain"
+            "Loop: for an iteration-based schedule write train_cfg = dict("
+            "_delete_=True, type='IterBasedTrainLoop', max_iters=N).")
+    return loop

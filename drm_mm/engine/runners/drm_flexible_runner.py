@@ -48,6 +48,7 @@ class DRMFlexibleRunner(FlexibleRunner):
     # DRMRunner's choice of the checkpoint to resume (reads work_dir/logger)
     _resume_candidates = DRMRunner._resume_candidates
     _pick_resume_checkpoint = DRMRunner._pick_resume_checkpoint
+    _read_last_checkpoint = DRMRunner._read_last_checkpoint
 
     @classmethod
     def from_cfg(cls, cfg) -> Union[FlexibleRunner, DRMRunner]:
@@ -64,12 +65,9 @@ class DRMFlexibleRunner(FlexibleRunner):
         super().__init__(*args, **kwargs)
 
     def build_train_loop(self, loop: Union[BaseLoop, Dict]) -> BaseLoop:
-        if isinstance(loop, dict) and 'type' not in loop and loop.get(
-                'by_epoch', False):
-            from drm_mm.engine.loops import ResumableEpochBasedTrainLoop
-            loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
-            loop['type'] = ResumableEpochBasedTrainLoop
-        return super().build_train_loop(loop)
+        from drm_mm.engine.loops.resumable_epoch_based_train_loop import \
+            resolve_train_loop
+        return super().build_train_loop(resolve_train_loop(loop))
 
     # -- soft labels before sharding -----------------------------------
     def train(self) -> nn.Module:

@@ -48,19 +48,19 @@ class DRMRunner(Runner):
       :class:`CheckpointMismatchError` naming the file and the first
       mismatching keys (MMEngine only logs a warning and goes on with
       the weights that did not load left at their initial values);
-    * ``train_cfg = dict(by_epoch=True, ...)`` builds
-      :class:`~drm_mm.engine.loops.ResumableEpochBasedTrainLoop`, which
-      resumes a checkpoint written mid-epoch at the next batch of the same
-      epoch with the same random draws (MMEngine restarts the epoch).
+    * drm_mm's configs name
+      :class:`~drm_mm.engine.loops.ResumableEpochBasedTrainLoop` in
+      ``train_cfg`` (``_base_/default_runtime.py``): it resumes a
+      checkpoint written mid-epoch at the next batch of the same epoch
+      with the same random draws (MMEngine restarts the epoch). A config
+      that names no loop but ``by_epoch=True`` gets it too, with a log line
+      saying so.
     """
 
     def build_train_loop(self, loop: Union[BaseLoop, Dict]) -> BaseLoop:
-        if isinstance(loop, dict) and 'type' not in loop and loop.get(
-                'by_epoch', False):
-            from drm_mm.engine.loops import ResumableEpochBasedTrainLoop
-            loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
-            loop['type'] = ResumableEpochBasedTrainLoop
-        return super().build_train_loop(loop)
+        from drm_mm.engine.loops.resumable_epoch_based_train_loop import \
+            resolve_train_loop
+        return super().build_train_loop(resolve_train_loop(loop))
 
     def register_default_hooks(self, hooks: Optional[Dict] = None) -> None:
         """MMEngine's defaults, with :class:`AtomicCheckpointHook` in place

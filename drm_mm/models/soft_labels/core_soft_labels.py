@@ -143,7 +143,9 @@ class CoreSoftLabels(BaseModule):
         return self.active and self.source == 'cache'
 
     # ------------------------------------------------------------ teacher
-    def _teacher(self) -> OpenCLIP:
+    def build_teacher(self) -> OpenCLIP:
+        """The frozen pre-trained CLIP that defines p_c (the kept copy, or
+        rebuilt from the bound ``clip`` config)."""
         if self._kept_teacher:
             return self._kept_teacher[0]
         if self._clip_cfg is None:
@@ -190,7 +192,7 @@ class CoreSoftLabels(BaseModule):
         (preprocessed images -> p_c) over the data."""
         if not self.needs_table:
             return None
-        teacher = self._teacher()
+        teacher = self.build_teacher()
         self._teacher_cd = None
         table = make_table(self.fingerprint(teacher),
                            lambda inputs: self.teacher_probs(teacher, inputs))
@@ -215,7 +217,7 @@ class CoreSoftLabels(BaseModule):
         """p_c of a training batch: from the teacher (online), or looked up
         in the table by ``sample_idx``."""
         if self.source == 'online':
-            return self.teacher_probs(self._teacher(), inputs)
+            return self.teacher_probs(self.build_teacher(), inputs)
         if self.table is None:
             raise RuntimeError(
                 "DRMClassifier: soft_labels.source='cache' but no soft-label "

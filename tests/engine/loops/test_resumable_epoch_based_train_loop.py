@@ -146,3 +146,38 @@ def test_iteration_seed_is_a_pure_function():
     seeds = {iteration_seed(s, i) for s in range(3) for i in range(100)}
     assert len(seeds) == 300
     assert all(0 <= s < 2**32 for s in seeds)
+
+
+def test_the_configs_name_the_loop_and_schedules_merge_into_it():
+    """The loop is named with the schedule; an MMPretrain-style
+    ``by_epoch=True`` merged onto it is dropped, ``by_epoch=False`` is a
+    clear error (MMEngine itself refuses ``type`` with ``by_epoch``)."""
+    import pytest
+    from mmengine.config import Config
+
+    from drm_mm.engine.loops.resumable_epoch_based_train_loop import \
+        resolve_train_loop
+    from drm_mm.utils import get_config_path
+    cfg = Config.fromfile(get_config_path('drm/vitb16_iwildcam.py'))
+    assert cfg.train_cfg == dict(type='drm_mm.ResumableEpochBasedTrainLoop',
+                                 max_epochs=20, val_interval=1)
+    cfg.merge_from_dict(dict(train_cfg=dict(by_epoch=True, max_epochs=5)))
+    assert resolve_train_loop(cfg.train_cfg.to_dict()) == dict(
+        type='drm_mm.ResumableEpochBasedTrainLoop', max_epochs=5,
+        val_interval=1)
+    with pytest.raises(ValueError, match=r"train_cfg.by_epoch=False with "
+                       r"drm_mm.ResumableEpochBasedTrainLoop: for an "
+                       r"iteration-based schedule write train_cfg = "
+                       r"dict\(_delete_=True, type='IterBasedTrainLoop'"):
+        resolve_train_loop(dict(type='drm_mm.ResumableEpochBasedTrainLoop',
+                                by_epoch=False, max_iters=4))
+
+
+def test_a_config_without_loop_type_gets_this_loop():
+    from drm_mm.engine.loops.resumable_epoch_based_train_loop import \
+        resolve_train_loop
+    loop = resolve_train_loop(dict(by_epoch=True, max_epochs=2))
+    assert loop == dict(type=ResumableEpochBasedTrainLoop, max_epochs=2)
+    assert resolve_train_loop(dict(type='IterBasedTrainLoop',
+                                   max_iters=3)) == dict(
+        type='IterBasedTrainLoop', max_iters=3)

@@ -15,5 +15,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=10, eta_min=0.0),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=3)
+# exact mid-epoch resume (see drm_mm.ResumableEpochBasedTrainLoop)
+train_cfg = dict(type='drm_mm.ResumableEpochBasedTrainLoop',
+                 max_epochs=3, val_interval=3)
 auto_scale_lr = dict(base_batch_size=128, enable=False)
