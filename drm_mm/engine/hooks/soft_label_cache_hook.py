@@ -272,8 +272,10 @@ class SoftLabelCacheHook(Hook):
             ``<work_dir>/../.soft_label_cache``.
         batch_size: images per teacher forward.
         num_workers: data-loading workers of the pass.
-        dtype: storage dtype, ``'float32'`` or ``'float16'`` (halves memory
-            and disk for large datasets such as ImageNet: N x C values).
+        dtype: storage dtype of the dense table, ``'float32'`` or
+            ``'float16'`` (halves memory and disk for large datasets such as
+            ImageNet: the table stays float16 in memory, looked-up rows are
+            float32). ``soft_labels.storage='memmap'`` is always float16.
     """
 
     priority = 'NORMAL'
