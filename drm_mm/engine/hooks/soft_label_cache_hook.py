@@ -32,7 +32,11 @@ is a float16 ``.npy`` file instead: rank 0 creates ``<name>.npy.tmp..``,
 every rank writes its slice of the pass into it (no all-gather, no copy
 per rank), rank 0 validates it in chunks of rows and renames it, and every
 rank maps it read-only (``mmap_mode='r'``), so the page cache holds it once
-per node. With top-k the mean p_c mass outside the top k is logged.
+per node (the cache folder is shared by the nodes, as for ``.pt``
+files). With top-k the mean p_c mass outside the top k is logged. The
+file's blocks are reserved when it is created, so a full disk fails there;
+with memmap storage that error stops the run (the table lives only in the
+file).
 
 Cache folder (``cache_dir``): default ``<work_dir>/../.soft_label_cache``,
 i.e. shared by every run under the same ``work_dirs/``. It must be on a
@@ -429,6 +433,7 @@ class SoftLabelCacheHook(Hook):
             print_log(f'SoftLabelCacheHook: mapping soft labels {expected} '
                       f'from cache {path}', logger=logger)
         table = open_table(path, expected[1])
+        table.validated = True  # every row checked on rank 0 (load / pass)
         if isinstance(table, TopKTable):
             print_log(f'SoftLabelCacheHook: top-{table.k} soft labels; mean '
                       f'p_c mass outside the top {table.k}: '
@@ -517,7 +522,7 @@ class SoftLabelCacheHook(Hook):
                                weights_only=True)['soft_labels']
             problem = (f'shape {tuple(table.shape)} instead of {expected}'
                        if tuple(table.shape) != tuple(expected) else
-                       table_problem(table, expected[1]))
+                       chunked_problem(table, expected[1], table_problem))
         except Exception as err:  # corrupt / foreign file: recompute
             problem = f'unreadable ({type(err).__name__}: {err})'
         if problem is None:

@@ -89,3 +89,20 @@ def test_chunked_checks_name_the_problem(tmp_path, monkeypatch):
         'i'][2, 0] = 9
     assert chunked_problem(topk, 4, table_problem) == \
         'class indices outside [0, 4) in rows 2..2'
+
+
+def test_a_validated_table_is_installed_with_a_shape_check_only(
+        tmp_path, monkeypatch):
+    import drm_mm.models.soft_labels.table_storage as storage
+    table = open_table(_file(tmp_path, None), 4)
+    table.validated = True
+    monkeypatch.setattr(storage, 'CHECK_ROWS', 0)  # a row scan would raise
+    component = CoreSoftLabels(storage='memmap')
+    component._cd_prompts = [['a']] * 4
+    component.set_table(table)
+    assert component.table is table
+    component._cd_prompts = [['a']] * 5
+    with pytest.raises(ValueError) as err:
+        component.set_table(table)
+    assert str(err.value) == ('CoreSoftLabels: the soft-label table has '
+                              'shape (3, 4) instead of (N, 5).')
