@@ -129,8 +129,9 @@ class DRMClassifier(BaseClassifier):
             image tower (and logit scale) only; the ERM term still trains
             the text tower.
         wrm_text_refresh: with ``wrm_text_grad=False``, re-encode the cd
-            prototypes every this many training steps (1: every step). A
-            resumed run re-encodes at its first step.
+            prototypes every this many training forward passes (1: every
+            step; with gradient accumulation each pass counts). A resumed
+            run re-encodes at its first step.
         data_preprocessor: default ``ClsDataPreprocessor`` with CLIP's
             mean/std and ``to_rgb=True``.
     """

@@ -496,3 +496,21 @@ def test_topk_memmap_table_and_the_logged_mass(tmp_path, monkeypatch):
     rows = model.soft_labels(torch.zeros(7, 3, 32, 32), [
         DataSample(metainfo=dict(sample_idx=i)) for i in range(7)])
     assert torch.equal(rows, torch.nn.functional.one_hot(arg, 3).float())
+
+
+def test_a_float16_dense_table_stays_float16_in_memory(tmp_path):
+    """dtype='float16' halves the table in memory too; lookups are the
+    float32 values of the float16 rows."""
+    reference = make_model()
+    SoftLabelCacheHook().before_train(make_runner(tmp_path, reference))
+    model = make_model()
+    SoftLabelCacheHook(dtype='float16').before_train(
+        make_runner(tmp_path, model))
+    table = model.soft_label_table
+    assert table.dtype == torch.float16
+    assert torch.equal(table, reference.soft_label_table.half())
+    from mmpretrain.structures import DataSample
+    rows = model.soft_labels(torch.zeros(2, 3, 32, 32), [
+        DataSample(metainfo=dict(sample_idx=i)) for i in (6, 1)])
+    assert rows.dtype == torch.float32
+    assert torch.equal(rows, table[[6, 1]].float())
