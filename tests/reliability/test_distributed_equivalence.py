@@ -156,3 +156,52 @@ def test_ce_two_ranks_equal_one_process(tmp_path, fake_iwildcam_root):
     weight_diff = _compare_weights(one, two)
     print(f'CE 2 ranks vs 1: steps {step_diff:.2e}, weights '
           f'{weight_diff:.2e}')
+
+
+#: Tolerance of memmap float16 p_c vs the float32 table: float16 rounds
+#: each p_c value by at most 2^-11 relative (2.4e-4 absolute below 1), so
+#: L_WRM = -sum p_c log q moves by at most ~5e-4 x L_WRM (L_WRM <= ~2
+#: here), on top of TOL. Measured: 6.6e-5 worst over the 10 steps.
+FP16_TOL = 1e-3
+
+
+@pytest.mark.slow  # a 1-process and a 2-rank training run (~1 min)
+def test_memmap_float16_table_two_ranks_equal_dense_float32(
+        tmp_path, fake_iwildcam_root):
+    """2 gloo ranks with soft_labels.storage='memmap' (one float16 file
+    written by both ranks' shards, mapped read-only) train with the losses
+    of one process with the dense float32 table, up to float16 rounding."""
+    single_cfg, rank_cfg = _configs(tmp_path, fake_iwildcam_root,
+                                    'drm_tiny_fake_iwildcam.py',
+                                    f'[{SOFT}, {RECORD}]')
+    one, two = tmp_path / 'one' / 'work', tmp_path / 'two' / 'work'
+    single = H.start_train(single_cfg, one, '--no-validate')
+    code, out = H.run_dist_train(
+        rank_cfg, two, 2, '--no-validate', '--cfg-options',
+        'model.soft_labels.storage=memmap')
+    single_code, single_out = H.finish(single, one)
+    assert single_code == 0, H.tail(single_out)
+    assert code == 0, H.tail(out)
+    assert 'Distributed training: True' in out
+    dense = list((one.parent / '.soft_label_cache').glob('soft_labels_*'))
+    mapped = list((two.parent / '.soft_label_cache').glob('soft_labels_*'))
+    assert [p.suffix for p in dense] == ['.pt']
+    assert [p.suffix for p in mapped] == ['.npy']  # one file, no tmp left
+    import numpy as np
+    table = torch.load(dense[0], weights_only=True)['soft_labels']
+    half = torch.from_numpy(np.load(mapped[0]))
+    assert half.dtype == torch.float16 and half.shape == (36, 6)
+    cache_diff = (half.float() - table).abs().max().item()
+    assert cache_diff <= 2.5e-4, cache_diff  # half an ulp of float16 at 1
+    single_rows = H.read_jsonl(one / 'outputs_rank0.jsonl')
+    ranks = [H.read_jsonl(two / f'outputs_rank{r}.jsonl') for r in (0, 1)]
+    worst = 0.0
+    for i, ref in enumerate(single_rows):
+        parts = [rows[i] for rows in ranks]
+        for key in ('loss', 'loss_wrm', 'loss_erm'):
+            mean = sum(p[key] * p['batch'] for p in parts) / ref['batch']
+            worst = max(worst, abs(mean - ref[key]))
+            assert mean == pytest.approx(ref[key], abs=FP16_TOL), (i + 1,
+                                                                   key)
+    print(f'memmap float16 (2 ranks) vs dense float32 (1 process): table '
+          f'{cache_diff:.2e}, losses {worst:.2e}')

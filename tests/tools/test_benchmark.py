@@ -17,6 +17,7 @@ TOOL = REPO / 'tools' / 'analysis' / 'benchmark.py'
 FIGURES = [
     'train step DRM / FLYP (text tower trains)',
     'train step DRM / CE (text tower trains)',
+    'train step DRM wrm_text_grad=False / FLYP (text tower trains)',
     'train step DRM / FLYP (frozen text tower)',
     'MMEngine step / plain PyTorch loop (DRM)',
     'eval images/s: prototypes once / per batch',

@@ -27,6 +27,17 @@ file is removed on any error (a full disk only costs the cache, training
 goes on), and those of dead processes of this host are removed on the next
 pass.
 
+With ``soft_labels.storage='memmap'`` (optionally ``topk=k``) the table
+is a float16 ``.npy`` file instead: rank 0 creates ``<name>.npy.tmp..``,
+every rank writes its slice of the pass into it (no all-gather, no copy
+per rank), rank 0 validates it in chunks of rows and renames it, and every
+rank maps it read-only (``mmap_mode='r'``), so the page cache holds it once
+per node (the cache folder is shared by the nodes, as for ``.pt``
+files). With top-k the mean p_c mass outside the top k is logged. The
+file's blocks are reserved when it is created, so a full disk fails there;
+with memmap storage that error stops the run (the table lives only in the
+file).
+
 Cache folder (``cache_dir``): default ``<work_dir>/../.soft_label_cache``,
 i.e. shared by every run under the same ``work_dirs/``. It must be on a
 file system that all nodes see in multi-node runs. In a distributed run the
@@ -57,13 +68,18 @@ from torch.utils.data import DataLoader, Dataset
 from drm_mm.datasets.transforms.load_image_draft import CorruptImageError
 from drm_mm.models.rank_shards import shard_bounds
 from drm_mm.models.soft_labels import table_problem
+from drm_mm.models.soft_labels.table_storage import (TopKTable,
+                                                     chunked_problem,
+                                                     create_table_file,
+                                                     open_table, write_rows)
 from drm_mm.registry import HOOKS, TRANSFORMS, build_in_scope
 
 CACHE_VERSION = 2
 _DATASET_ATTRS = ('data_root', 'split', 'ann_file', 'metadata_file',
                   'data_prefix', 'split_scheme', 'version')
 #: ``<cache>.tmp<PID>`` or ``<cache>.tmp<PID>.<host>``
-_TMP_NAME = re.compile(r'^soft_labels_\w+\.pt\.tmp(\d+)(?:\.(.+))?$')
+_TMP_NAME = re.compile(
+    r'^soft_labels_\w+\.(?:pt|npy)\.tmp(\d+)(?:\.(.+))?$')
 
 
 def _digest(obj: Any) -> str:
@@ -260,8 +276,10 @@ class SoftLabelCacheHook(Hook):
             ``<work_dir>/../.soft_label_cache``.
         batch_size: images per teacher forward.
         num_workers: data-loading workers of the pass.
-        dtype: storage dtype, ``'float32'`` or ``'float16'`` (halves memory
-            and disk for large datasets such as ImageNet: N x C values).
+        dtype: storage dtype of the dense table, ``'float32'`` or
+            ``'float16'`` (halves memory and disk for large datasets such as
+            ImageNet: the table stays float16 in memory, looked-up rows are
+            float32). ``soft_labels.storage='memmap'`` is always float16.
     """
 
     priority = 'NORMAL'
@@ -321,18 +339,23 @@ class SoftLabelCacheHook(Hook):
                     'SoftLabelCacheHook: no test/val pipeline in the config; '
                     'pass pipeline=[...] (the test-time transforms) to the '
                     'hook.')
+            storage = (getattr(component, 'storage', 'dense'),
+                       getattr(component, 'topk', None))
             return self._table(fingerprint, label_fn,
                                model.data_preprocessor, dataset, pipeline,
-                               cache_dir, logger)
+                               cache_dir, logger, storage)
 
         self.last_source = None
         return component.fill_table(make_table)
 
     # -------------------------------------------------------------- work
     def cache_key(self, fingerprint: dict, dataset: Any,
-                  pipeline: List[dict], preprocessor: Any) -> Dict[str, Any]:
+                  pipeline: List[dict], preprocessor: Any,
+                  storage: tuple = ('dense', None)) -> Dict[str, Any]:
         """Everything that determines the table (hashed into the name)."""
-        return dict(version=CACHE_VERSION,
+        extra = {} if storage[0] == 'dense' else dict(storage=storage[0],
+                                                      topk=storage[1])
+        return dict(version=CACHE_VERSION, **extra,
                     dataset=dataset_fingerprint(dataset),
                     images=image_stamps(dataset),
                     preprocessor=preprocessor_fingerprint(preprocessor),
@@ -343,7 +366,8 @@ class SoftLabelCacheHook(Hook):
     def _table(self, fingerprint: dict,
                label_fn: Callable[[torch.Tensor], torch.Tensor],
                preprocessor: Any, dataset: Any, pipeline: List[dict],
-               cache_dir: str, logger: Optional[MMLogger]) -> torch.Tensor:
+               cache_dir: str, logger: Optional[MMLogger],
+               storage: tuple = ('dense', None)):
         dataset = _unwrap_dataset(dataset)
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
@@ -352,20 +376,28 @@ class SoftLabelCacheHook(Hook):
         if mm_dist.is_main_process():
             remove_stale_tmp_files(cache_dir, logger)
             key = self.cache_key(fingerprint, dataset, pipeline,
-                                 preprocessor)
-            path = osp.join(cache_dir, f'soft_labels_{_digest(key)[:24]}.pt')
-            shared = [path, self._valid_cache(path, expected, logger),
+                                 preprocessor, storage)
+            suffix = '.pt' if storage[0] == 'dense' else '.npy'
+            path = osp.join(cache_dir,
+                            f'soft_labels_{_digest(key)[:24]}{suffix}')
+            valid = (self._valid_cache if suffix == '.pt' else
+                     self._valid_file)(path, expected, logger)
+            shared = [path, valid,
                       json.dumps(key, sort_keys=True, default=str)]
         mm_dist.broadcast_object_list(shared)
         path, cached, key_text = shared
         self.last_path = path
+        if storage[0] == 'memmap':
+            return self._file_table(cached, path, expected, storage[1],
+                                    label_fn, preprocessor, dataset,
+                                    pipeline, logger)
         if cached:
             table = torch.load(path, map_location='cpu',
                                weights_only=True)['soft_labels']
             self.last_source = 'cache'
             print_log(f'SoftLabelCacheHook: loaded soft labels {expected} '
                       f'from cache {path}', logger=logger)
-            return table.float()
+            return table
         print_log(f'SoftLabelCacheHook: computing soft labels for '
                   f'{expected[0]} samples ({expected[1]} classes) -> {path}',
                   logger=logger)
@@ -376,7 +408,68 @@ class SoftLabelCacheHook(Hook):
         if mm_dist.is_main_process():
             self._write(table, key_text, path, logger)
         mm_dist.barrier()
-        return table.float()
+        return table
+
+    # -------------------------------------------------------------- memmap
+    def _file_table(self, cached: bool, path: str, expected: tuple,
+                    topk: Optional[int], label_fn: Callable, preprocessor,
+                    dataset, pipeline: List[dict],
+                    logger: Optional[MMLogger]):
+        """The memory-mapped table: computed into one file by all ranks
+        (unless cached), then mapped read-only by every rank."""
+        if not cached:
+            print_log(f'SoftLabelCacheHook: computing soft labels for '
+                      f'{expected[0]} samples ({expected[1]} classes, '
+                      f'float16 memmap{f", top-{topk}" if topk else ""}) -> '
+                      f'{path}', logger=logger)
+            tmp = [f'{path}.tmp{os.getpid()}.{socket.gethostname()}']
+            mm_dist.broadcast_object_list(tmp)
+            self._fill_file(tmp[0], path, expected, topk, label_fn,
+                            preprocessor, dataset, pipeline)
+            self.num_computed += 1
+            self.last_source = 'computed'
+        else:
+            self.last_source = 'cache'
+            print_log(f'SoftLabelCacheHook: mapping soft labels {expected} '
+                      f'from cache {path}', logger=logger)
+        table = open_table(path, expected[1])
+        table.validated = True  # every row checked on rank 0 (load / pass)
+        if isinstance(table, TopKTable):
+            print_log(f'SoftLabelCacheHook: top-{table.k} soft labels; mean '
+                      f'p_c mass outside the top {table.k}: '
+                      f'{table.mean_rest():.4f} (renormalised away)',
+                      logger=logger)
+        return table
+
+    def _fill_file(self, tmp: str, path: str, expected: tuple,
+                   topk: Optional[int], label_fn: Callable, preprocessor,
+                   dataset, pipeline: List[dict]) -> None:
+        """Rank 0 creates ``tmp``, every rank writes its rows, rank 0
+        validates and renames it; ``tmp`` is removed on any error."""
+        main = mm_dist.is_main_process()
+        try:
+            if main:
+                os.makedirs(osp.dirname(path), exist_ok=True)
+                create_table_file(tmp, expected[0], expected[1], topk)
+            mm_dist.barrier()
+            self.compute(label_fn, preprocessor, dataset, pipeline,
+                         expected[1],
+                         sink=lambda start, probs: write_rows(
+                             tmp, start, probs, topk))
+            mm_dist.barrier()
+            if main:
+                problem = chunked_problem(open_table(tmp, expected[1]),
+                                          expected[1], table_problem)
+                if problem is not None:
+                    raise ValueError(f'SoftLabelCacheHook: the computed '
+                                     f'soft-label table has {problem}.')
+                os.replace(tmp, path)
+            mm_dist.barrier()
+        except BaseException:
+            if main:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+            raise
 
     @staticmethod
     def _write(table: torch.Tensor, key_text: str, path: str,
@@ -398,6 +491,28 @@ class SoftLabelCacheHook(Hook):
                       logger=logger, level=logging.WARNING)
 
     @staticmethod
+    def _valid_file(path: str, expected: tuple,
+                    logger: Optional[MMLogger]) -> bool:
+        """Whether a ``.npy`` table file is a p_c table of ``expected``
+        shape (checked in chunks of rows)."""
+        if not osp.isfile(path):
+            return False
+        try:
+            table = open_table(path, expected[1])
+            problem = (f'shape {tuple(table.shape)} instead of {expected}'
+                       if tuple(table.shape) != tuple(expected) else
+                       chunked_problem(table, expected[1], table_problem))
+            del table
+        except Exception as err:  # corrupt / foreign file: recompute
+            problem = f'unreadable ({type(err).__name__}: {err})'
+        if problem is None:
+            return True
+        print_log(f'SoftLabelCacheHook: refusing the cache {path}: '
+                  f'{problem}; recomputing.', logger=logger,
+                  level=logging.WARNING)
+        return False
+
+    @staticmethod
     def _valid_cache(path: str, expected: tuple,
                      logger: Optional[MMLogger]) -> bool:
         if not osp.isfile(path):
@@ -407,7 +522,7 @@ class SoftLabelCacheHook(Hook):
                                weights_only=True)['soft_labels']
             problem = (f'shape {tuple(table.shape)} instead of {expected}'
                        if tuple(table.shape) != tuple(expected) else
-                       table_problem(table, expected[1]))
+                       chunked_problem(table, expected[1], table_problem))
         except Exception as err:  # corrupt / foreign file: recompute
             problem = f'unreadable ({type(err).__name__}: {err})'
         if problem is None:
@@ -420,8 +535,12 @@ class SoftLabelCacheHook(Hook):
     @torch.no_grad()
     def compute(self, label_fn: Callable[[torch.Tensor], torch.Tensor],
                 preprocessor: Any, dataset: Any, pipeline: List[dict],
-                num_classes: int) -> torch.Tensor:
-        """One teacher pass over the dataset, sharded across ranks."""
+                num_classes: int,
+                sink: Optional[Callable[[int, torch.Tensor], None]] = None
+                ) -> Optional[torch.Tensor]:
+        """One teacher pass over the dataset, sharded across ranks; with
+        ``sink(first_row, probs)`` each batch goes there (nothing is
+        gathered or returned)."""
         rank, world = mm_dist.get_dist_info()
         total = len(dataset)
         start, stop = shard_bounds(total, rank, world)
@@ -437,13 +556,20 @@ class SoftLabelCacheHook(Hook):
                             collate_fn=pseudo_collate)
         bar = ProgressBar(stop - start) if rank == 0 else None
         parts: List[torch.Tensor] = []
+        row = start
         for batch in loader:
             probs = label_fn(preprocessor(batch, False)['inputs'])
-            parts.append(probs.float().cpu())
+            if sink is not None:
+                sink(row, probs)
+                row += probs.size(0)
+            else:
+                parts.append(probs.float().cpu())
             if bar is not None:
                 bar.update(probs.size(0))
         if bar is not None:
             bar.file.write('\n')
+        if sink is not None:
+            return None
         shard = (torch.cat(parts) if parts else torch.zeros(0, num_classes))
         if world == 1:
             return shard

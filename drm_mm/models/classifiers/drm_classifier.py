@@ -123,6 +123,15 @@ class DRMClassifier(BaseClassifier):
             and the embeddings are all-gathered with gradient (the same
             loss and gradients as every rank encoding all of them, at
             1/world of the text cost).
+        wrm_text_grad: True (default, the exact path): L_WRM trains the
+            text tower through the cd prototypes. False (cheaper): the cd
+            prototypes are encoded without gradient, so L_WRM trains the
+            image tower (and logit scale) only; the ERM term still trains
+            the text tower.
+        wrm_text_refresh: with ``wrm_text_grad=False``, re-encode the cd
+            prototypes every this many training forward passes (1: every
+            step; with gradient accumulation each pass counts). A resumed
+            run re-encodes at its first step.
         data_preprocessor: default ``ClsDataPreprocessor`` with CLIP's
             mean/std and ``to_rgb=True``.
     """
@@ -142,6 +151,8 @@ class DRMClassifier(BaseClassifier):
                  soft_labels: Optional[dict] = None,
                  text_batch_size: int = 1024,
                  shard_text_prompts: bool = True,
+                 wrm_text_grad: bool = True,
+                 wrm_text_refresh: int = 1,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -158,6 +169,16 @@ class DRMClassifier(BaseClassifier):
             raise ValueError(f'DRMClassifier.text_batch_size must be a '
                              f'positive integer (prompts per text forward), '
                              f'got {text_batch_size!r}.')
+        if not isinstance(wrm_text_grad, bool):
+            raise ValueError(f'DRMClassifier.wrm_text_grad must be True or '
+                             f'False, got {wrm_text_grad!r}.')
+        if isinstance(wrm_text_refresh, bool) or not isinstance(
+                wrm_text_refresh, int) or wrm_text_refresh < 1:
+            raise ValueError(f'DRMClassifier.wrm_text_refresh must be a '
+                             f'positive integer (steps), got '
+                             f'{wrm_text_refresh!r}.')
+        self.wrm_text_grad = wrm_text_grad
+        self.wrm_text_refresh = wrm_text_refresh
         self.clip: OpenCLIP = build_in_scope(MODELS, clip) if isinstance(
             clip, dict) else clip
         self.loss_module = build_in_scope(
@@ -356,7 +377,8 @@ class DRMClassifier(BaseClassifier):
         logit_scale = self.clip.training_logit_scale  # clamped (losses only)
         text = self.text.training_text(
             self.clip, labels, captions=erm == 'contrastive',
-            df=erm == 'ce' and not self.head.linear, cd=wrm)
+            df=erm == 'ce' and not self.head.linear, cd=wrm,
+            cd_grad=self.wrm_text_grad, cd_refresh=self.wrm_text_refresh)
         z_df = self.head.df_logits(image_features, text.get('df'),
                                    logit_scale) if erm == 'ce' else None
         z_cd = self.head.logits(image_features, text['cd'],

@@ -66,6 +66,8 @@ class TextPrototypes:
         self._on_device: Dict[Tuple[str, torch.device], torch.Tensor] = {}
         self._cache: Dict[str, Tuple[tuple, torch.Tensor]] = {}
         self._text_slots: Optional[tuple] = None
+        #: (training calls, cd prototypes) of the no-gradient WRM path
+        self._stale_cd: Optional[Tuple[int, torch.Tensor]] = None
 
     def has(self, name: str) -> bool:
         return name in self._tokens
@@ -133,15 +135,21 @@ class TextPrototypes:
                                 self._counts[name])
 
     def training_text(self, clip: OpenCLIP, labels: torch.Tensor,
-                      captions: bool, df: bool, cd: bool
+                      captions: bool, df: bool, cd: bool,
+                      cd_grad: bool = True, cd_refresh: int = 1
                       ) -> Dict[str, torch.Tensor]:
         """What text a training step needs: ``'caption'`` embeddings (one
         caption template drawn per sample) and ``'df'`` / ``'cd'``
         prototypes. With a training text tower all of it in ONE text
         forward (each rank encoding its shard of the df / cd prompts), else
-        from the cache."""
+        from the cache. ``cd_grad=False``: the cd prototypes come without
+        gradient, re-encoded every ``cd_refresh`` calls (a cheaper WRM)."""
         needed = [n for n, on in (('df', df), ('cd', cd)) if on]
         out: Dict[str, torch.Tensor] = {}
+        if cd and not cd_grad and clip.text_trainable and \
+                torch.is_grad_enabled():
+            out['cd'] = self._no_grad_cd(clip, cd_refresh)
+            needed.remove('cd')
         if not (clip.text_trainable and torch.is_grad_enabled()):
             if captions:
                 table = self.cached(clip, 'caption')
@@ -175,6 +183,15 @@ class TextPrototypes:
                 part = gather_with_grad(part)
             out[name] = class_prototypes(part, self._counts[name])
         return out
+
+    def _no_grad_cd(self, clip: OpenCLIP, refresh: int) -> torch.Tensor:
+        """cd prototypes without gradient, re-encoded every ``refresh``
+        training calls."""
+        calls, value = self._stale_cd or (0, None)
+        if value is None or calls % refresh == 0:
+            value = self.encode(clip, 'cd')
+        self._stale_cd = (calls + 1, value)
+        return value
 
     def _draw_captions(self, labels: torch.Tensor
                        ) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -21,6 +21,7 @@ from ..clip.open_clip_adapter import freeze_module
 from ..clip.open_clip_model import OpenCLIP
 from .normalization import (affinities, check_normalization,
                             soft_labels_from_affinities)
+from .table_storage import check_storage, chunked_problem, lookup
 
 SOURCES = ('cache', 'online')
 #: OpenCLIP config keys that do not change the teacher's outputs.
@@ -75,12 +76,20 @@ class CoreSoftLabels(BaseModule):
         normalization: ``'minmax'`` / ``'softmax'`` / ``'none'`` (see
             :mod:`drm_mm.models.soft_labels.normalization`).
         tau: sharpening temperature (> 0).
+        storage: ``'dense'``: the table in memory (float32, or float16 when
+            the hook stores float16); ``'memmap'``: a float16 ``.npy`` file
+            written once by the cache pass and mapped read-only by every
+            rank (see :mod:`.table_storage`).
+        topk: None (all C values) or k: keep the k largest p_c per row,
+            renormalised to sum to 1 (``storage='memmap'`` only).
     """
 
     def __init__(self,
                  source: str = 'cache',
                  normalization: str = 'minmax',
                  tau: float = 0.1,
+                 storage: str = 'dense',
+                 topk: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if source not in SOURCES:
@@ -97,14 +106,17 @@ class CoreSoftLabels(BaseModule):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f'soft_labels.tau must be > 0 and finite, got '
                              f'{tau!r}.')
+        self.topk = check_storage(storage, topk)
+        self.storage = storage
         self.source = source
         self.normalization = normalization
         self.tau = value
         #: Whether the model trains with p_c (λ > 0); set by bind().
         self.active = False
-        #: p_c ``(num_train_samples, C)`` on CPU (source 'cache'); not saved
-        #: in checkpoints.
-        self.table: Optional[torch.Tensor] = None
+        #: p_c ``(num_train_samples, C)`` on CPU (source 'cache'): a float32
+        #: / float16 tensor, or a memory-mapped MemmapTable / TopKTable;
+        #: not saved in checkpoints.
+        self.table = None
         self._cd_prompts: Optional[List[List[str]]] = None
         self._text = None
         self._clip_cfg: Optional[dict] = None
@@ -201,14 +213,20 @@ class CoreSoftLabels(BaseModule):
         self.set_table(table)
         return self.table
 
-    def set_table(self, table: Optional[torch.Tensor]) -> None:
-        """Install ``(num_train_samples, C)`` p_c (None: remove)."""
+    def set_table(self, table) -> None:
+        """Install ``(num_train_samples, C)`` p_c (None: remove): a tensor
+        (float16 stays float16, rows become float32 at lookup) or a stored
+        table of :mod:`.table_storage` (checked in chunks of rows)."""
         if table is not None:
-            problem = table_problem(table, len(self._cd_prompts or []))
+            problem = chunked_problem(table, len(self._cd_prompts or []),
+                                      table_problem)
             if problem is not None:
                 raise ValueError(f'CoreSoftLabels: the soft-label table has '
                                  f'{problem}.')
-            table = table.detach().float().cpu()
+            if isinstance(table, torch.Tensor):
+                table = table.detach().cpu()
+                if table.dtype != torch.float16:
+                    table = table.float()
         self.table = table
 
     # ------------------------------------------------------------ training
@@ -236,5 +254,4 @@ class CoreSoftLabels(BaseModule):
             raise IndexError(f'sample_idx {bad[:5]} outside the soft-label '
                              f'table of {self.table.size(0)} samples; the '
                              'cache does not match the training set.')
-        return self.table[torch.as_tensor(index)].to(inputs.device,
-                                                     non_blocking=True)
+        return lookup(self.table, torch.as_tensor(index), inputs.device)

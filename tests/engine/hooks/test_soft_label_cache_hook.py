@@ -56,14 +56,14 @@ class TinyImages(BaseDataset):
 
 
 def make_model(descriptions=DESCRIPTIONS, wrm_weight=1.0, source='cache',
-               **kwargs):
+               soft=None, **kwargs):
     torch.manual_seed(0)
     return DRMClassifier(
         clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
         classnames=CLASSES, templates=['a photo of {c}.'],
         descriptions=descriptions,
         loss=dict(erm='contrastive', wrm_weight=wrm_weight),
-        soft_labels=dict(source=source), **kwargs)
+        soft_labels=dict(source=source, **(soft or {})), **kwargs)
 
 
 def teacher_p_c(inputs, tau=0.1):
@@ -297,7 +297,8 @@ def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
     dead.wait()
     host = socket.gethostname()
     stale = [f'soft_labels_0a.pt.tmp{dead.pid}',
-             f'soft_labels_0b.pt.tmp{dead.pid}.{host}']
+             f'soft_labels_0b.pt.tmp{dead.pid}.{host}',
+             f'soft_labels_0e.npy.tmp{dead.pid}.{host}']
     kept = [f'soft_labels_0c.pt.tmp{os.getppid()}.{host}',  # alive
             f'soft_labels_0d.pt.tmp{dead.pid}.other-host',  # not ours
             'notes.txt']
@@ -371,3 +372,145 @@ def test_two_ranks_shard_the_pass_and_gather_the_same_table(tmp_path):
     for rank in range(2):
         ranked = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
         assert torch.allclose(ranked, single, atol=1e-5)
+
+
+# ---- storage='memmap': one float16 .npy file, mapped read-only
+
+MEMMAP = dict(storage='memmap')
+
+
+def test_memmap_table_is_written_once_and_reused(tmp_path, monkeypatch):
+    from drm_mm.models.soft_labels.table_storage import MemmapTable
+    dense = make_model()
+    SoftLabelCacheHook().before_train(make_runner(tmp_path, dense))
+    model = make_model(soft=MEMMAP)
+    hook = SoftLabelCacheHook(batch_size=3)
+    hook.before_train(make_runner(tmp_path, model))
+    assert hook.num_computed == 1 and hook.last_path.endswith('.npy')
+    table = model.soft_label_table
+    assert isinstance(table, MemmapTable) and table.shape == (7, 3)
+    assert table.array.dtype == np.float16 and table.array.mode == 'r'
+    assert not table.array.flags.writeable
+    # the float16 rounding of the dense float32 table, exactly
+    assert torch.equal(torch.from_numpy(np.array(table.array)),
+                       dense.soft_label_table.half())
+    written = os.stat(hook.last_path).st_mtime_ns
+    cache_dir = Path(hook.last_path).parent
+    assert sorted(p.suffix for p in cache_dir.iterdir()) == ['.npy', '.pt']
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError('the soft labels were recomputed')
+
+    again = make_model(soft=MEMMAP)
+    second = SoftLabelCacheHook()
+    monkeypatch.setattr(second, 'compute', no_compute)
+    second.before_train(make_runner(tmp_path, again))
+    assert second.last_source == 'cache' and second.num_computed == 0
+    assert second.last_path == hook.last_path
+    assert os.stat(hook.last_path).st_mtime_ns == written
+    # lookups: float32 rows of the batch on the inputs' device
+    from mmpretrain.structures import DataSample
+    samples = [DataSample(metainfo=dict(sample_idx=i)) for i in (5, 0, 5)]
+    rows = again.soft_labels(torch.zeros(3, 3, 32, 32), samples)
+    assert rows.dtype == torch.float32
+    assert torch.equal(rows, dense.soft_label_table.half().float()[[5, 0,
+                                                                    5]])
+
+
+@pytest.mark.parametrize('damage, problem', [
+    (lambda a: a.__setitem__((2, 1), np.nan),
+     '1 non-finite value(s) (NaN / inf)'),
+    (lambda a: a.__setitem__((0, 0), -0.25), 'negative values'),
+    (lambda a: a.__imul__(3.0), 'rows that do not sum to 1'),
+    (None, 'unreadable'),
+])
+def test_a_damaged_memmap_file_is_refused_and_recomputed(tmp_path, damage,
+                                                         problem,
+                                                         monkeypatch):
+    first = SoftLabelCacheHook()
+    first.before_train(make_runner(tmp_path, make_model(soft=MEMMAP)))
+    good = np.load(first.last_path).copy()
+    if damage is None:
+        Path(first.last_path).write_bytes(b'\x93NUMPY half a header')
+    else:
+        array = np.lib.format.open_memmap(first.last_path, mode='r+')
+        damage(array)
+        array.flush()
+        del array
+    lines = _log_lines(monkeypatch)
+    model = make_model(soft=MEMMAP)
+    hook = SoftLabelCacheHook()
+    hook.before_train(make_runner(tmp_path, model))
+    assert hook.last_source == 'computed' and hook.num_computed == 1
+    refusals = [m for m in lines if 'refusing the cache' in m]
+    assert len(refusals) == 1 and problem in refusals[0]
+    assert np.array_equal(np.load(hook.last_path), good)
+    assert np.array_equal(np.asarray(model.soft_label_table.array), good)
+
+
+@pytest.mark.parametrize('error', [OSError(28, 'No space left on device'),
+                                   KeyboardInterrupt()])
+def test_a_failed_memmap_pass_leaves_no_temporary_file(tmp_path, monkeypatch,
+                                                       error):
+    import drm_mm.engine.hooks.soft_label_cache_hook as module
+    calls = []
+
+    def failing_write(path, start, probs, topk):
+        calls.append(path)
+        assert os.path.exists(path) and '.npy.tmp' in path
+        raise error
+
+    monkeypatch.setattr(module, 'write_rows', failing_write)
+    with pytest.raises(type(error)):
+        SoftLabelCacheHook().before_train(
+            make_runner(tmp_path, make_model(soft=MEMMAP)))
+    assert len(calls) == 1
+    cache_dir = tmp_path / 'work_dirs' / '.soft_label_cache'
+    assert sorted(os.listdir(cache_dir)) == []
+
+
+def test_topk_memmap_table_and_the_logged_mass(tmp_path, monkeypatch):
+    from drm_mm.models.soft_labels.table_storage import TopKTable
+    dense = make_model()
+    dense.soft_labels.tau = 1.0  # linear min-max: more than one class > 0
+    SoftLabelCacheHook().before_train(make_runner(tmp_path, dense))
+    full = dense.soft_label_table
+    lines = _log_lines(monkeypatch)
+    model = make_model(soft=dict(storage='memmap', topk=1))
+    model.soft_labels.tau = 1.0
+    hook = SoftLabelCacheHook()
+    hook.before_train(make_runner(tmp_path, model))
+    table = model.soft_label_table
+    assert isinstance(table, TopKTable) and table.shape == (7, 3)
+    top, arg = full.max(dim=1)
+    assert torch.equal(torch.from_numpy(table.records['i'][:, 0].astype(
+        np.int64)), arg)
+    rest = float((1 - top).mean())
+    assert table.mean_rest() == pytest.approx(rest, abs=1e-6)
+    logged = [m for m in lines if 'outside the top 1' in m]
+    assert logged == [f'SoftLabelCacheHook: top-1 soft labels; mean p_c '
+                      f'mass outside the top 1: {rest:.4f} (renormalised '
+                      f'away)']
+    # the top-1 lookup is the one-hot of the arg max (renormalised)
+    from mmpretrain.structures import DataSample
+    rows = model.soft_labels(torch.zeros(7, 3, 32, 32), [
+        DataSample(metainfo=dict(sample_idx=i)) for i in range(7)])
+    assert torch.equal(rows, torch.nn.functional.one_hot(arg, 3).float())
+
+
+def test_a_float16_dense_table_stays_float16_in_memory(tmp_path):
+    """dtype='float16' halves the table in memory too; lookups are the
+    float32 values of the float16 rows."""
+    reference = make_model()
+    SoftLabelCacheHook().before_train(make_runner(tmp_path, reference))
+    model = make_model()
+    SoftLabelCacheHook(dtype='float16').before_train(
+        make_runner(tmp_path, model))
+    table = model.soft_label_table
+    assert table.dtype == torch.float16
+    assert torch.equal(table, reference.soft_label_table.half())
+    from mmpretrain.structures import DataSample
+    rows = model.soft_labels(torch.zeros(2, 3, 32, 32), [
+        DataSample(metainfo=dict(sample_idx=i)) for i in (6, 1)])
+    assert rows.dtype == torch.float32
+    assert torch.equal(rows, table[[6, 1]].float())

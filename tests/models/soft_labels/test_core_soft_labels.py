@@ -56,5 +56,18 @@ def test_set_table_refuses_a_bad_table():
         component.set_table(torch.full((2, 3), float('inf')))
     assert str(err.value) == ('CoreSoftLabels: the soft-label table has 6 '
                               'non-finite value(s) (NaN / inf).')
+    # float16 stays float16 in memory (half the bytes) ...
     component.set_table(torch.full((2, 3), 1 / 3, dtype=torch.float16))
+    assert component.table.dtype == torch.float16
+    # ... and lookups give float32 rows
+    component.source = 'cache'
+    rows = component(torch.zeros(1), [_sample(1)])
+    assert rows.dtype == torch.float32
+    assert rows.tolist() == [[float(torch.tensor(1 / 3).half())] * 3]
+    component.set_table(torch.full((2, 3), 1 / 3, dtype=torch.float64))
     assert component.table.dtype == torch.float32
+
+
+def _sample(idx):
+    from mmpretrain.structures import DataSample
+    return DataSample(metainfo=dict(sample_idx=idx))
