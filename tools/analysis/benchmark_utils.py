@@ -207,12 +207,12 @@ def clip_tower_shapes(model_name: str) -> dict:
                 text_mlp=text.get('mlp_ratio', 4.0))
 
 
-def projected_step_ratio(model_name: str, batch: int,
-                         prompt_tokens: Sequence[int], caption_tokens: int,
-                         world: int = 1) -> float:
-    """FLOP model of (DRM step) / (FLYP step) with a training text tower:
-    both run image + caption forward/backward; DRM adds the cd prompts
-    (each ``prompt_tokens[i]`` long, split over ``world`` ranks)."""
+def train_step_flops(model_name: str, batch: int, caption_tokens: int,
+                     prompt_tokens: Optional[Sequence[int]] = None,
+                     world: int = 1) -> Dict[str, float]:
+    """Model FLOPs of one train step (3 x forward), by part: image tower,
+    captions, and the cd prompts (``prompt_tokens[i]`` tokens each, split
+    over ``world`` ranks; none for FLYP)."""
     s = clip_tower_shapes(model_name)
     image = transformer_flops(batch * s['image_tokens'], s['image_width'],
                               s['image_layers'], s['image_tokens'],
@@ -222,5 +222,18 @@ def projected_step_ratio(model_name: str, batch: int,
                                  s['text_mlp'])
     prompts = sum(
         transformer_flops(n, s['text_width'], s['text_layers'], n,
-                          s['text_mlp']) for n in prompt_tokens) / world
-    return (image + captions + prompts) / (image + captions)
+                          s['text_mlp']) for n in (prompt_tokens or [])) / world
+    parts = dict(image=3 * image, captions=3 * captions, prompts=3 * prompts)
+    parts['total'] = sum(parts.values())
+    return parts
+
+
+def projected_step_ratio(model_name: str, batch: int,
+                         prompt_tokens: Sequence[int], caption_tokens: int,
+                         world: int = 1) -> float:
+    """FLOP model of (DRM step) / (FLYP step) with a training text tower:
+    both run image + caption forward/backward; DRM adds the cd prompts
+    (each ``prompt_tokens[i]`` long, split over ``world`` ranks)."""
+    parts = train_step_flops(model_name, batch, caption_tokens,
+                             prompt_tokens, world)
+    return parts['total'] / (parts['image'] + parts['captions'])

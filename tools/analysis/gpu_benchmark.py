@@ -123,21 +123,8 @@ def peak_tflops(args: argparse.Namespace) -> Optional[float]:
 def train_step_flops(arch: str, batch: int, caption_tokens: int,
                      prompt_tokens: Optional[List[int]]) -> Dict[str, float]:
     """Model FLOPs of one train step (3 x forward), by part."""
-    from benchmark_utils import (clip_tower_shapes,
-                                              transformer_flops)
-    s = clip_tower_shapes(arch)
-    image = transformer_flops(batch * s['image_tokens'], s['image_width'],
-                              s['image_layers'], s['image_tokens'],
-                              s['image_mlp'])
-    captions = transformer_flops(batch * caption_tokens, s['text_width'],
-                                 s['text_layers'], caption_tokens,
-                                 s['text_mlp'])
-    prompts = sum(transformer_flops(n, s['text_width'], s['text_layers'], n,
-                                    s['text_mlp'])
-                  for n in (prompt_tokens or []))
-    parts = dict(image=3 * image, captions=3 * captions, prompts=3 * prompts)
-    parts['total'] = sum(parts.values())
-    return parts
+    from benchmark_utils import train_step_flops as flops
+    return flops(arch, batch, caption_tokens, prompt_tokens)
 
 
 def _free(device: str) -> None:
