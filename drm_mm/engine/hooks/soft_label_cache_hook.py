@@ -314,8 +314,8 @@ class SoftLabelCacheHook(Hook):
                             f'DRMClassifier), got {type(model).__name__}.')
 
         def make_table(fingerprint: dict,
-                       label_fn: Callable[[torch.Tensor], torch.Tensor]
-                       ) -> torch.Tensor:
+                       label_fn: Callable[[torch.Tensor], torch.Tensor],
+                       finalize: Optional[Callable] = None) -> torch.Tensor:
             if pipeline is None:
                 raise ValueError(
                     'SoftLabelCacheHook: no test/val pipeline in the config; '
@@ -323,7 +323,7 @@ class SoftLabelCacheHook(Hook):
                     'hook.')
             return self._table(fingerprint, label_fn,
                                model.data_preprocessor, dataset, pipeline,
-                               cache_dir, logger)
+                               cache_dir, logger, finalize)
 
         self.last_source = None
         return component.fill_table(make_table)
@@ -343,7 +343,8 @@ class SoftLabelCacheHook(Hook):
     def _table(self, fingerprint: dict,
                label_fn: Callable[[torch.Tensor], torch.Tensor],
                preprocessor: Any, dataset: Any, pipeline: List[dict],
-               cache_dir: str, logger: Optional[MMLogger]) -> torch.Tensor:
+               cache_dir: str, logger: Optional[MMLogger],
+               finalize: Optional[Callable] = None) -> torch.Tensor:
         dataset = _unwrap_dataset(dataset)
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
@@ -370,7 +371,7 @@ class SoftLabelCacheHook(Hook):
                   f'{expected[0]} samples ({expected[1]} classes) -> {path}',
                   logger=logger)
         table = self.compute(label_fn, preprocessor, dataset, pipeline,
-                             expected[1]).to(self.dtype)
+                             expected[1], finalize).to(self.dtype)
         self.num_computed += 1
         self.last_source = 'computed'
         if mm_dist.is_main_process():
@@ -420,8 +421,12 @@ class SoftLabelCacheHook(Hook):
     @torch.no_grad()
     def compute(self, label_fn: Callable[[torch.Tensor], torch.Tensor],
                 preprocessor: Any, dataset: Any, pipeline: List[dict],
-                num_classes: int) -> torch.Tensor:
-        """One teacher pass over the dataset, sharded across ranks."""
+                num_classes: int,
+                finalize: Optional[Callable[[torch.Tensor], torch.Tensor]]
+                = None) -> torch.Tensor:
+        """One teacher pass over the dataset, sharded across ranks;
+        ``finalize`` (called on every rank, may communicate) turns each
+        rank's rows into p_c before the gather (per-class min-max)."""
         rank, world = mm_dist.get_dist_info()
         total = len(dataset)
         start, stop = shard_bounds(total, rank, world)
@@ -445,6 +450,8 @@ class SoftLabelCacheHook(Hook):
         if bar is not None:
             bar.file.write('\n')
         shard = (torch.cat(parts) if parts else torch.zeros(0, num_classes))
+        if finalize is not None:
+            shard = finalize(shard)
         if world == 1:
             return shard
         per_rank = -(-total // world)
