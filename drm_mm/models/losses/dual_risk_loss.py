@@ -76,8 +76,9 @@ class DualRiskLoss(nn.Module):
             raise ValueError(f'DualRiskLoss.erm_weight must be >= 0 and a '
                              f'finite number, got {erm_weight!r}.')
         if erm_weight == 0 and wrm_weight == 0:
-            raise ValueError('DualRiskLoss: erm_weight and wrm_weight are both '
-                             '0, nothing to train; set one of them > 0.')
+            raise ValueError('DualRiskLoss: erm_weight and wrm_weight are '
+                             'both 0, nothing to train; set one of them > '
+                             '0.')
         for key, value in (('erm_prompts', erm_prompts),
                            ('wrm_prompts', wrm_prompts)):
             if value not in PROMPT_SETS:

@@ -1,8 +1,8 @@
 """Affinity normalisations that turn cd affinities into soft labels p_c."""
+import math
+
 import pytest
 import torch
-
-import math
 
 from drm_mm.models.soft_labels import (DEFAULT_TAU, affinities,
                                        class_bounds, class_minmax_soft_labels,
