@@ -16,8 +16,9 @@ model = dict(
     loss=dict(type='drm_mm.DualRiskLoss', erm='contrastive', wrm_weight=1.0,
               label_smoothing=0.0),
     # core-based soft labels of the frozen pre-trained CLIP with cd prompts:
-    # per-image min-max affinities sharpened with tau (or 'softmax').
-    soft_labels=dict(source='cache', normalization='minmax', tau=0.1),
+    # per-image min-max affinities sharpened with tau (or 'softmax', ...);
+    # tau=None: the normalisation's default (0.1 min-max, 1.0 softmax).
+    soft_labels=dict(source='cache', normalization='minmax', tau=None),
     data_preprocessor=dict(
         type='ClsDataPreprocessor',
         mean=[122.770938, 116.7460125, 104.09373615],

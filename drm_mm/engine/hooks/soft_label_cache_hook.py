@@ -332,8 +332,8 @@ class SoftLabelCacheHook(Hook):
                             f'DRMClassifier), got {type(model).__name__}.')
 
         def make_table(fingerprint: dict,
-                       label_fn: Callable[[torch.Tensor], torch.Tensor]
-                       ) -> torch.Tensor:
+                       label_fn: Callable[[torch.Tensor], torch.Tensor],
+                       finalize: Optional[Callable] = None) -> torch.Tensor:
             if pipeline is None:
                 raise ValueError(
                     'SoftLabelCacheHook: no test/val pipeline in the config; '
@@ -343,7 +343,7 @@ class SoftLabelCacheHook(Hook):
                        getattr(component, 'topk', None))
             return self._table(fingerprint, label_fn,
                                model.data_preprocessor, dataset, pipeline,
-                               cache_dir, logger, storage)
+                               cache_dir, logger, storage, finalize)
 
         self.last_source = None
         return component.fill_table(make_table)
@@ -367,7 +367,8 @@ class SoftLabelCacheHook(Hook):
                label_fn: Callable[[torch.Tensor], torch.Tensor],
                preprocessor: Any, dataset: Any, pipeline: List[dict],
                cache_dir: str, logger: Optional[MMLogger],
-               storage: tuple = ('dense', None)):
+               storage: tuple = ('dense', None),
+               finalize: Optional[Callable] = None):
         dataset = _unwrap_dataset(dataset)
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
@@ -402,7 +403,7 @@ class SoftLabelCacheHook(Hook):
                   f'{expected[0]} samples ({expected[1]} classes) -> {path}',
                   logger=logger)
         table = self.compute(label_fn, preprocessor, dataset, pipeline,
-                             expected[1]).to(self.dtype)
+                             expected[1], finalize=finalize).to(self.dtype)
         self.num_computed += 1
         self.last_source = 'computed'
         if mm_dist.is_main_process():
@@ -536,11 +537,14 @@ class SoftLabelCacheHook(Hook):
     def compute(self, label_fn: Callable[[torch.Tensor], torch.Tensor],
                 preprocessor: Any, dataset: Any, pipeline: List[dict],
                 num_classes: int,
-                sink: Optional[Callable[[int, torch.Tensor], None]] = None
-                ) -> Optional[torch.Tensor]:
+                sink: Optional[Callable[[int, torch.Tensor], None]] = None,
+                finalize: Optional[Callable[[torch.Tensor], torch.Tensor]]
+                = None) -> Optional[torch.Tensor]:
         """One teacher pass over the dataset, sharded across ranks; with
         ``sink(first_row, probs)`` each batch goes there (nothing is
-        gathered or returned)."""
+        gathered or returned); ``finalize`` (called on every rank, may
+        communicate) turns each rank's rows into p_c before the gather
+        (per-class min-max; dense tables only)."""
         rank, world = mm_dist.get_dist_info()
         total = len(dataset)
         start, stop = shard_bounds(total, rank, world)
@@ -571,6 +575,8 @@ class SoftLabelCacheHook(Hook):
         if sink is not None:
             return None
         shard = (torch.cat(parts) if parts else torch.zeros(0, num_classes))
+        if finalize is not None:
+            shard = finalize(shard)
         if world == 1:
             return shard
         per_rank = -(-total // world)

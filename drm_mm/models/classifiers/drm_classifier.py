@@ -248,14 +248,20 @@ class DRMClassifier(BaseClassifier):
                                  class_keys=keys, allow_extra_keys=allow_extra)
 
     def _check_combination(self) -> None:
-        needs_cd = self.head.needs_cd or self.loss_module.uses_wrm
+        needs_cd = self.head.needs_cd or self.loss_module.needs_cd
         if needs_cd and self.descriptions is None:
             raise ValueError(
                 f'DRMClassifier: the cd head is used (head.beta='
                 f'{self.head.beta}, loss.wrm_weight='
-                f'{self.loss_module.wrm_weight}) but no descriptions are '
+                f'{self.loss_module.wrm_weight}, loss.erm_prompts='
+                f'{self.loss_module.erm_prompts!r}) but no descriptions are '
                 f'given. Set descriptions=<json> (e.g. "iwildcam.json"), or '
-                f'beta=1 and wrm_weight=0 for a df-only model.')
+                f"beta=1, wrm_weight=0 and erm_prompts='df' for a df-only "
+                f'model.')
+        if self.head.linear and self.loss_module.erm_prompts == 'cd':
+            raise ValueError(
+                "DRMClassifier: a linear df head (LP / LP-FT) trains on the "
+                "df logits; use loss.erm_prompts='df'.")
         if self.head.linear and self.loss_module.erm != 'ce':
             raise ValueError(
                 "DRMClassifier: a linear df head (LP / LP-FT) trains with "
@@ -367,24 +373,40 @@ class DRMClassifier(BaseClassifier):
         """Dual risk of a batch: ``{'loss_erm', 'loss_wrm', stats...}``.
 
         Image features; the text the step needs (captions for the
-        contrastive ERM, df prototypes for CE, cd prototypes for WRM); the
-        df / cd logits; p_c; then ``L_ERM + λ·L_WRM``.
+        contrastive ERM, df prototypes for CE, cd prototypes for WRM, or the
+        other set by ``loss.erm_prompts`` / ``loss.wrm_prompts``); the
+        logits of each term; p_c; then ``w·L_ERM + λ·L_WRM``.
         """
         labels = torch.cat([s.gt_label for s in data_samples]).to(
             inputs.device).long()
-        erm, wrm = self.loss_module.erm, self.loss_module.uses_wrm
+        lm = self.loss_module
+        wrm = lm.uses_wrm
+        contrastive = lm.uses_erm and lm.erm == 'contrastive'
+        ce = lm.uses_erm and lm.erm == 'ce'
+        # which prompt sets' prototypes the step needs (loss.*_prompts)
+        used = {(ce, lm.erm_prompts), (wrm, lm.wrm_prompts)}
         image_features = self.clip.encode_image(inputs)
         logit_scale = self.clip.training_logit_scale  # clamped (losses only)
         text = self.text.training_text(
-            self.clip, labels, captions=erm == 'contrastive',
-            df=erm == 'ce' and not self.head.linear, cd=wrm,
-            cd_grad=self.wrm_text_grad, cd_refresh=self.wrm_text_refresh)
-        z_df = self.head.df_logits(image_features, text.get('df'),
-                                   logit_scale) if erm == 'ce' else None
-        z_cd = self.head.logits(image_features, text['cd'],
-                                logit_scale) if wrm else None
+            self.clip, labels, captions=contrastive,
+            df=(True, 'df') in used and not self.head.linear,
+            cd=(True, 'cd') in used,
+            caption_set=None if lm.erm_prompts == 'df' else 'cd',
+            # wrm_text_grad=False drops the cd gradient only when no ERM
+            # term uses the cd prototypes
+            cd_grad=self.wrm_text_grad or (ce and lm.erm_prompts == 'cd'),
+            cd_refresh=self.wrm_text_refresh)
+
+        def logits(name: str) -> torch.Tensor:
+            if name == 'df':
+                return self.head.df_logits(image_features, text.get('df'),
+                                           logit_scale)
+            return self.head.logits(image_features, text['cd'], logit_scale)
+
+        z_erm = logits(lm.erm_prompts) if ce else None
+        z_wrm = logits(lm.wrm_prompts) if wrm else None
         soft = self.soft_labels(inputs, data_samples) if wrm else None
         return self.loss_module(
-            labels=labels, z_df=z_df, z_cd=z_cd, soft_labels=soft,
+            labels=labels, z_df=z_erm, z_cd=z_wrm, soft_labels=soft,
             image_features=image_features,
             caption_features=text.get('caption'), logit_scale=logit_scale)

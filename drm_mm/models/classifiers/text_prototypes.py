@@ -136,32 +136,46 @@ class TextPrototypes:
 
     def training_text(self, clip: OpenCLIP, labels: torch.Tensor,
                       captions: bool, df: bool, cd: bool,
+                      caption_set: Optional[str] = None,
                       cd_grad: bool = True, cd_refresh: int = 1
                       ) -> Dict[str, torch.Tensor]:
         """What text a training step needs: ``'caption'`` embeddings (one
-        caption template drawn per sample) and ``'df'`` / ``'cd'``
-        prototypes. With a training text tower all of it in ONE text
-        forward (each rank encoding its shard of the df / cd prompts), else
-        from the cache. ``cd_grad=False``: the cd prototypes come without
-        gradient, re-encoded every ``cd_refresh`` calls (a cheaper WRM)."""
+        prompt of the sample's class drawn per sample from ``caption_set``,
+        default :attr:`caption_set`; ``'cd'``: a description) and ``'df'`` /
+        ``'cd'`` prototypes. With a training text tower all of it in ONE
+        text forward (each rank encoding its shard of the df / cd prompts),
+        else from the cache. ``cd_grad=False``: the cd prototypes come
+        without gradient, re-encoded every ``cd_refresh`` calls (a cheaper
+        WRM)."""
         needed = [n for n, on in (('df', df), ('cd', cd)) if on]
+        source = self.caption_set if caption_set is None else caption_set
         out: Dict[str, torch.Tensor] = {}
         if cd and not cd_grad and clip.text_trainable and \
                 torch.is_grad_enabled():
             out['cd'] = self._no_grad_cd(clip, cd_refresh)
             needed.remove('cd')
         if not (clip.text_trainable and torch.is_grad_enabled()):
-            if captions:
+            if captions and source == self.caption_set:
                 table = self.cached(clip, 'caption')
                 pick = torch.randint(table.size(1), (labels.numel(), ),
                                      device=labels.device)
                 out['caption'] = table[labels, pick]
+            elif captions:  # rows of another set, e.g. one description each
+                rows = self._caption_rows(labels, source)
+                out['caption'] = self._cached_rows(clip, source)[rows]
             for name in needed:
                 out[name] = self.cached(clip, name)
             return out
         groups: List[Tuple[str, torch.Tensor, torch.Tensor]] = []
-        if captions:
+        if captions and source == self.caption_set:
             groups.append(('caption', ) + self._draw_captions(labels))
+        elif captions:
+            rows = self._caption_rows(labels, source)
+            tokens = self._device_tokens(source, labels.device)
+            longest = int(self._lengths[source].max())
+            groups.append(('caption', tokens[rows],
+                           torch.full((labels.numel(), ), longest,
+                                      dtype=torch.long)))
         shard = rank_and_world() if self.shard else None
         for name in needed:
             tokens = self._device_tokens(name, labels.device)
@@ -192,6 +206,28 @@ class TextPrototypes:
             value = self.encode(clip, 'cd')
         self._stale_cd = (calls + 1, value)
         return value
+
+    def _caption_rows(self, labels: torch.Tensor,
+                      name: str) -> torch.Tensor:
+        """Row index (into prompt set ``name``) of one prompt of each
+        sample's class, drawn uniformly (classes may have different
+        numbers of prompts)."""
+        counts = torch.tensor(self._counts[name], device=labels.device)
+        starts = torch.cumsum(counts, 0) - counts
+        offset = (torch.rand(labels.numel(), device=labels.device) *
+                  counts[labels]).long()
+        return starts[labels] + torch.minimum(offset, counts[labels] - 1)
+
+    def _cached_rows(self, clip: OpenCLIP, name: str) -> torch.Tensor:
+        """No-gradient embeddings of every prompt of ``name`` (cached
+        like the prototypes)."""
+        stamp = self._weights_stamp(clip)
+        key = f'rows:{name}'
+        hit = self._cache.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, self._encode_rows(clip, name))
+            self._cache[key] = hit
+        return hit[1]
 
     def _draw_captions(self, labels: torch.Tensor
                        ) -> Tuple[torch.Tensor, torch.Tensor]:

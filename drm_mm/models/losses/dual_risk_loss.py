@@ -16,6 +16,8 @@ from drm_mm.registry import MODELS
 from .contrastive_loss import ContrastiveLoss
 
 ERM_TYPES = ('contrastive', 'ce')
+#: Prompt sets a loss term can use: class-name templates or descriptions.
+PROMPT_SETS = ('df', 'cd')
 
 
 def soft_cross_entropy(logits: torch.Tensor,
@@ -41,6 +43,12 @@ class DualRiskLoss(nn.Module):
     Args:
         erm: ``'contrastive'`` (FLYP) or ``'ce'``.
         wrm_weight: λ; 0 turns DRM into its ERM baseline (FLYP / FT).
+        erm_weight: weight of L_ERM; 0 trains with L_WRM only (ablation).
+        erm_prompts: the prompt set of L_ERM: ``'df'`` (captions / CE on
+            the class-name prototypes) or ``'cd'`` (captions drawn from the
+            descriptions / CE on the cd prototypes).
+        wrm_prompts: the prompt set of the logits L_WRM trains: ``'cd'`` or
+            ``'df'`` (the soft labels are core-based either way).
         label_smoothing: for ``erm='ce'``.
         gather: gather contrastive features across ranks (global batch).
     """
@@ -49,7 +57,10 @@ class DualRiskLoss(nn.Module):
                  erm: str = 'contrastive',
                  wrm_weight: float = 1.0,
                  label_smoothing: float = 0.0,
-                 gather: bool = True) -> None:
+                 gather: bool = True,
+                 erm_weight: float = 1.0,
+                 erm_prompts: str = 'df',
+                 wrm_prompts: str = 'cd') -> None:
         super().__init__()
         if erm not in ERM_TYPES:
             raise ValueError(f'DualRiskLoss.erm={erm!r}; choose from '
@@ -59,6 +70,20 @@ class DualRiskLoss(nn.Module):
                 or not math.isfinite(wrm_weight) or wrm_weight < 0):
             raise ValueError(f'DualRiskLoss.wrm_weight (lambda) must be >= 0 '
                              f'and a finite number, got {wrm_weight!r}.')
+        if (isinstance(erm_weight, bool)
+                or not isinstance(erm_weight, numbers.Real)
+                or not math.isfinite(erm_weight) or erm_weight < 0):
+            raise ValueError(f'DualRiskLoss.erm_weight must be >= 0 and a '
+                             f'finite number, got {erm_weight!r}.')
+        if erm_weight == 0 and wrm_weight == 0:
+            raise ValueError('DualRiskLoss: erm_weight and wrm_weight are '
+                             'both 0, nothing to train; set one of them > '
+                             '0.')
+        for key, value in (('erm_prompts', erm_prompts),
+                           ('wrm_prompts', wrm_prompts)):
+            if value not in PROMPT_SETS:
+                raise ValueError(f'DualRiskLoss.{key}={value!r}; choose from '
+                                 f'{PROMPT_SETS}.')
         if not 0 <= label_smoothing < 1:
             raise ValueError(f'DualRiskLoss.label_smoothing must be in [0, 1)'
                              f', got {label_smoothing}.')
@@ -67,6 +92,9 @@ class DualRiskLoss(nn.Module):
                              "erm='ce' only.")
         self.erm = erm
         self.wrm_weight = float(wrm_weight)
+        self.erm_weight = float(erm_weight)
+        self.erm_prompts = erm_prompts
+        self.wrm_prompts = wrm_prompts
         self.label_smoothing = float(label_smoothing)
         self.contrastive = ContrastiveLoss(gather=gather)
 
@@ -74,6 +102,16 @@ class DualRiskLoss(nn.Module):
     def uses_wrm(self) -> bool:
         """Whether the WRM term (cd logits, soft labels) is needed."""
         return self.wrm_weight > 0
+
+    @property
+    def uses_erm(self) -> bool:
+        """Whether the ERM term is computed (``erm_weight > 0``)."""
+        return self.erm_weight > 0
+
+    @property
+    def needs_cd(self) -> bool:
+        """Whether a term uses the cd prompts (WRM: also its soft labels)."""
+        return self.uses_wrm or (self.uses_erm and self.erm_prompts == 'cd')
 
     def erm_loss(self,
                  labels: Optional[torch.Tensor] = None,
@@ -103,15 +141,23 @@ class DualRiskLoss(nn.Module):
                 caption_features: Optional[torch.Tensor] = None,
                 logit_scale: Optional[torch.Tensor] = None
                 ) -> Dict[str, torch.Tensor]:
+        """``z_df`` / ``z_cd``: the logits of the ERM (CE) / WRM prompt
+        sets (df / cd by default); ``caption_features``: the captions of
+        the ERM prompt set."""
         losses: Dict[str, torch.Tensor] = {}
-        losses['loss_erm'] = self.erm_loss(labels, z_df, image_features,
-                                           caption_features, logit_scale)
+        if self.uses_erm:
+            erm = self.erm_loss(labels, z_df, image_features,
+                                caption_features, logit_scale)
+            losses['loss_erm'] = (erm if self.erm_weight == 1.0 else
+                                  self.erm_weight * erm)
         if self.uses_wrm:
             if z_cd is None or soft_labels is None:
                 raise ValueError('DualRiskLoss with wrm_weight > 0 needs z_cd '
                                  'and soft_labels.')
             wrm = soft_cross_entropy(z_cd, soft_labels)
             losses['loss_wrm'] = self.wrm_weight * wrm
+            if not self.uses_erm:
+                losses['loss_erm'] = wrm.new_zeros(())
             losses['wrm_raw'] = wrm.detach()
             losses['soft_label_max'] = soft_labels.detach().float().max(
                 dim=1).values.mean()

@@ -2,13 +2,18 @@
 and the table, and the pure normalisation functions."""
 from .core_soft_labels import (CoreSoftLabels, table_problem,
                                weights_digest)
-from .normalization import (NORMALIZATIONS, affinities, check_normalization,
-                            minmax_soft_labels, plain_soft_labels,
-                            soft_labels_from_affinities, softmax_soft_labels)
+from .normalization import (DEFAULT_TAU, NORMALIZATIONS, affinities,
+                            check_normalization, class_bounds,
+                            class_minmax_soft_labels, default_tau,
+                            minmax_prob_soft_labels, minmax_soft_labels,
+                            plain_soft_labels, soft_labels_from_affinities,
+                            softmax_soft_labels)
 
 __all__ = [
     'CoreSoftLabels', 'table_problem', 'weights_digest', 'NORMALIZATIONS',
-    'affinities', 'check_normalization', 'minmax_soft_labels',
+    'DEFAULT_TAU', 'affinities', 'check_normalization', 'class_bounds',
+    'class_minmax_soft_labels', 'default_tau', 'minmax_prob_soft_labels',
+    'minmax_soft_labels',
     'plain_soft_labels', 'soft_labels_from_affinities',
     'softmax_soft_labels'
 ]

@@ -13,14 +13,16 @@ import math
 from typing import Callable, Dict, List, Optional
 
 import torch
+from mmengine import dist as mm_dist
 from mmengine.model import BaseModule
 from mmpretrain.structures import DataSample
 
 from drm_mm.registry import MODELS, build_in_scope
 from ..clip.open_clip_adapter import freeze_module
 from ..clip.open_clip_model import OpenCLIP
-from .normalization import (affinities, check_normalization,
-                            soft_labels_from_affinities)
+from .normalization import (TABLE_ONLY, affinities, check_normalization,
+                            class_bounds, class_minmax_soft_labels,
+                            default_tau, soft_labels_from_affinities)
 from .table_storage import check_storage, chunked_problem, lookup
 
 SOURCES = ('cache', 'online')
@@ -30,9 +32,9 @@ _IGNORED_CLIP_KEYS = ('type', 'frozen', 'grad_checkpointing', 'cache_dir',
 #: How far a row of a stored table may sum from 1 (float16 storage).
 ROW_SUM_TOLERANCE = 1e-2
 
-#: ``make_table(fingerprint, label_fn) -> table`` (see fill_table).
-TableMaker = Callable[[dict, Callable[[torch.Tensor], torch.Tensor]],
-                      torch.Tensor]
+#: ``make_table(fingerprint, label_fn[, finalize]) -> table`` (see
+#: fill_table).
+TableMaker = Callable[..., torch.Tensor]
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -73,9 +75,11 @@ class CoreSoftLabels(BaseModule):
             training through :meth:`fill_table` (``SoftLabelCacheHook``) and
             looked up by ``sample_idx``; ``'online'``: the teacher runs on
             every training batch.
-        normalization: ``'minmax'`` / ``'softmax'`` / ``'none'`` (see
+        normalization: ``'minmax'`` / ``'softmax'`` / ``'none'`` /
+            ``'minmax_prob'`` / ``'minmax_class'`` (cache only; see
             :mod:`drm_mm.models.soft_labels.normalization`).
-        tau: sharpening temperature (> 0).
+        tau: sharpening temperature (> 0); None: the normalisation's
+            default (0.1 for the min-max forms, 1.0 for softmax).
         storage: ``'dense'``: the table in memory (float32, or float16 when
             the hook stores float16); ``'memmap'``: a float16 ``.npy`` file
             written once by the cache pass and mapped read-only by every
@@ -87,7 +91,7 @@ class CoreSoftLabels(BaseModule):
     def __init__(self,
                  source: str = 'cache',
                  normalization: str = 'minmax',
-                 tau: float = 0.1,
+                 tau: Optional[float] = None,
                  storage: str = 'dense',
                  topk: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -99,6 +103,12 @@ class CoreSoftLabels(BaseModule):
             check_normalization(normalization)
         except ValueError as err:
             raise ValueError(f'soft_labels.normalization: {err}') from None
+        if normalization in TABLE_ONLY and source != 'cache':
+            raise ValueError(f'soft_labels.normalization={normalization!r} '
+                             f'needs the whole training set: use '
+                             f"source='cache' (not {source!r}).")
+        if tau is None:
+            tau = default_tau(normalization)
         try:
             value = float(tau)
         except (TypeError, ValueError):
@@ -107,6 +117,10 @@ class CoreSoftLabels(BaseModule):
             raise ValueError(f'soft_labels.tau must be > 0 and finite, got '
                              f'{tau!r}.')
         self.topk = check_storage(storage, topk)
+        if normalization in TABLE_ONLY and storage != 'dense':
+            raise ValueError(f'soft_labels.normalization={normalization!r} '
+                             f"scales each class over the whole table: use "
+                             f"storage='dense' (not {storage!r}).")
         self.storage = storage
         self.source = source
         self.normalization = normalization
@@ -172,15 +186,32 @@ class CoreSoftLabels(BaseModule):
                       inputs: torch.Tensor) -> torch.Tensor:
         """p_c ``(N, C)`` of preprocessed images under ``teacher``, at the
         teacher's own (pre-trained) logit scale."""
+        if self.normalization in TABLE_ONLY:
+            raise ValueError(f'soft_labels.normalization='
+                             f'{self.normalization!r} is computed over the '
+                             f'whole table (fill_table), not per batch.')
+        return soft_labels_from_affinities(
+            self.teacher_affinities(teacher, inputs), self.normalization,
+            self.tau, logit_scale=float(teacher.training_logit_scale))
+
+    @torch.no_grad()
+    def teacher_affinities(self, teacher: OpenCLIP,
+                           inputs: torch.Tensor) -> torch.Tensor:
+        """Raw cd affinities ``(N, C)`` of preprocessed images."""
         if teacher.device != inputs.device:
             teacher.to(inputs.device)
         if self._teacher_cd is None or \
                 self._teacher_cd.device != inputs.device:
             self._teacher_cd = self._text.encode(teacher, 'cd')
-        feats = teacher.encode_image(inputs)
-        return soft_labels_from_affinities(
-            affinities(feats, self._teacher_cd), self.normalization,
-            self.tau, logit_scale=float(teacher.training_logit_scale))
+        return affinities(teacher.encode_image(inputs), self._teacher_cd)
+
+    def class_normalize(self, shard: torch.Tensor) -> torch.Tensor:
+        """``'minmax_class'`` of this rank's raw affinities: each class
+        scaled by its min / max over all ranks' rows, then ^(1/τ) per row."""
+        low, high = class_bounds(shard)
+        mm_dist.all_reduce(low, op='min')
+        mm_dist.all_reduce(high, op='max')
+        return class_minmax_soft_labels(shard, self.tau, (low, high))
 
     # ------------------------------------------------------------ the table
     def fingerprint(self, teacher: OpenCLIP) -> Dict[str, object]:
@@ -201,13 +232,23 @@ class CoreSoftLabels(BaseModule):
         """Install the p_c table of the training set and return it (None
         when training needs none): ``make_table(fingerprint, label_fn)``
         loads it from a store keyed by ``fingerprint`` or runs ``label_fn``
-        (preprocessed images -> p_c) over the data."""
+        (preprocessed images -> p_c) over the data. For ``'minmax_class'``
+        ``label_fn`` gives raw affinities and a third argument, ``finalize``
+        (:meth:`class_normalize`), turns each rank's rows into p_c before
+        they are gathered."""
         if not self.needs_table:
             return None
         teacher = self.build_teacher()
         self._teacher_cd = None
-        table = make_table(self.fingerprint(teacher),
-                           lambda inputs: self.teacher_probs(teacher, inputs))
+        if self.normalization in TABLE_ONLY:  # raw affinities, then scaled
+            table = make_table(
+                self.fingerprint(teacher),
+                lambda inputs: self.teacher_affinities(teacher, inputs),
+                self.class_normalize)
+        else:
+            table = make_table(
+                self.fingerprint(teacher),
+                lambda inputs: self.teacher_probs(teacher, inputs))
         self._teacher_cd = None
         teacher.cpu()  # the pass is over: free the device memory
         self.set_table(table)

@@ -104,6 +104,9 @@ class DemoSettings:
             (so method-specific options go with ``methods=('drm',)``).
         reference: a ``results.json`` of an earlier study whose FLYP curve
             is the WiSE-FT reference when this study runs no FLYP.
+        betas: extra β mixtures evaluated on every run and WiSE-FT point
+            from the same forward (heads ``beta<β>``, e.g. ``beta0.25``;
+            the inference ablation).
     """
     methods: Tuple[str, ...] = ('flyp', 'ce', 'drm')
     seeds: Tuple[int, ...] = (0, 1, 2)
@@ -119,6 +122,7 @@ class DemoSettings:
     eval_batch: int = 500
     cfg_options: Dict[str, Any] = field(default_factory=dict)
     reference: Optional[str] = None
+    betas: Tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.world_kind not in WORLD_KINDS:
@@ -138,6 +142,9 @@ class DemoSettings:
             raise ValueError(f'DemoSettings.alphas must be values in [0, 1] '
                              f'including 1 (the fine-tuned model), got '
                              f'{self.alphas}.')
+        if any(not 0 <= b <= 1 for b in self.betas):
+            raise ValueError(f'DemoSettings.betas must be values in [0, 1], '
+                             f'got {self.betas}.')
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f'DemoSettings.epochs must be >= 1, got '
                              f'{self.epochs}.')
@@ -262,10 +269,17 @@ def _beta(model: torch.nn.Module, beta: float):
         model.head.beta = old
 
 
+def beta_head(beta: float) -> str:
+    """Name of the head that mixes with ``beta`` (``'beta0.25'``)."""
+    return f'beta{beta:g}'
+
+
 def evaluate_heads(model: torch.nn.Module, eval_sets: Mapping[str, EvalSet],
-                   batch_size: int = 500) -> Dict[str, float]:
+                   batch_size: int = 500,
+                   betas: Sequence[float] = ()) -> Dict[str, float]:
     """``<head>/<set>/<metric>`` of the df head, the cd head and their
-    mixture (the model's β; 0.5 if it uses one head), by IWildCamMetric."""
+    mixture (the model's β; 0.5 if it uses one head), by IWildCamMetric;
+    plus a ``beta<β>`` mixture for each of ``betas``."""
     from drm_mm.evaluation.metrics import IWildCamMetric
     mix_beta = model.head.beta if 0 < model.head.beta < 1 else 0.5
     has_cd = model.descriptions is not None
@@ -279,8 +293,9 @@ def evaluate_heads(model: torch.nn.Module, eval_sets: Mapping[str, EvalSet],
                           data.inputs.split(batch_size)]
                 z_df = torch.cat([z for z, _ in logits])
                 z_cd = torch.cat([z for _, z in logits]) if has_cd else None
-                for head, beta in (('df', 1.0), ('cd', 0.0),
-                                   ('mixture', mix_beta)):
+                for head, beta in [('df', 1.0), ('cd', 0.0),
+                                   ('mixture', mix_beta)] + [
+                                       (beta_head(b), b) for b in betas]:
                     if z_cd is None and head != 'df':
                         continue
                     with _beta(model, beta):
@@ -367,7 +382,9 @@ def finetune_run(method: str, seed: int, settings: DemoSettings,
                             world=settings.world.hash(),
                             weights=file_digest(weights),
                             alphas=list(settings.alphas),
-                            version=RESULT_VERSION))
+                            version=RESULT_VERSION,
+                            **({'betas': list(settings.betas)}
+                               if settings.betas else {})))
     cache = pathlib.Path(settings.work_dir) / 'runs' / \
         f'{method}_seed{seed}_{key}.json'
     if cache.is_file():
@@ -389,7 +406,7 @@ def finetune_run(method: str, seed: int, settings: DemoSettings,
         runner, finetuned, list(settings.alphas),
         zeroshot=zero_shot_state,
         evaluate=lambda: evaluate_heads(model, eval_sets,
-                                        settings.eval_batch),
+                                        settings.eval_batch, settings.betas),
         log=lambda _: None, progress=False)
     final = next(r for r in rows if r['alpha'] == 1.0)
     result = dict(method=method, seed=seed, key=key,

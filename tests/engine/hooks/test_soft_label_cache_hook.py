@@ -56,14 +56,15 @@ class TinyImages(BaseDataset):
 
 
 def make_model(descriptions=DESCRIPTIONS, wrm_weight=1.0, source='cache',
-               soft=None, **kwargs):
+               soft=None, normalization='minmax', **kwargs):
     torch.manual_seed(0)
     return DRMClassifier(
         clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
         classnames=CLASSES, templates=['a photo of {c}.'],
         descriptions=descriptions,
         loss=dict(erm='contrastive', wrm_weight=wrm_weight),
-        soft_labels=dict(source=source, **(soft or {})), **kwargs)
+        soft_labels=dict(source=source, normalization=normalization,
+                         **(soft or {})), **kwargs)
 
 
 def teacher_p_c(inputs, tau=0.1):
@@ -514,3 +515,88 @@ def test_a_float16_dense_table_stays_float16_in_memory(tmp_path):
         DataSample(metainfo=dict(sample_idx=i)) for i in (6, 1)])
     assert rows.dtype == torch.float32
     assert torch.equal(rows, table[[6, 1]].float())
+
+
+def test_minmax_class_table_is_scaled_over_the_whole_set(tmp_path):
+    """normalization='minmax_class': the pass stores p_c made from the raw
+    affinities of all samples, each class scaled by its min / max over the
+    set (a hand computation on the teacher's affinities)."""
+    from drm_mm.models.soft_labels import class_minmax_soft_labels
+    model = make_model(normalization='minmax_class')
+    runner = make_runner(tmp_path, model)
+    hook = SoftLabelCacheHook(batch_size=3)  # batches do not see the set
+    hook.before_train(runner)
+    table = model.soft_label_table
+    online = make_model(source='online')
+    raw = online.soft_labels.teacher_affinities(
+        online.soft_labels._teacher(),
+        pass_inputs(runner.train_dataloader.dataset, model, range(7)))
+    low, high = raw.min(dim=0).values, raw.max(dim=0).values
+    scaled = (raw - low) / (high - low)
+    hand = scaled ** 10 / (scaled ** 10).sum(dim=1, keepdim=True)
+    assert torch.allclose(table, hand, atol=1e-5)
+    assert torch.allclose(table, class_minmax_soft_labels(raw, 0.1),
+                          atol=1e-5)
+    # every class is at its minimum somewhere: a 0 in every column
+    assert (table.min(dim=0).values == 0).all()
+    assert not torch.allclose(table, teacher_p_c(pass_inputs(
+        runner.train_dataloader.dataset, model, range(7))), atol=1e-3)
+
+
+_CLASS_WORKER = textwrap.dedent('''
+    import sys
+    import torch
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    sys.path.insert(0, sys.argv[3])
+    import test_soft_label_cache_hook as t
+    from drm_mm.engine.hooks.soft_label_cache_hook import SoftLabelCacheHook
+
+
+    def table(out, cache):
+        model = t.make_model(normalization='minmax_class')
+        dataset = t.TinyImages(out + '/images', n=7)
+        hook = SoftLabelCacheHook(batch_size=2)
+        hook.load_or_compute(model, dataset, t.PIPELINE, f'{out}/{cache}')
+        assert hook.last_source == 'computed'
+        return model.soft_label_table
+
+
+    def worker(rank, port, out):
+        torch.set_num_threads(1)
+        dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                                rank=rank, world_size=2)
+        torch.save(table(out, 'cache2'), f'{out}/rank{rank}.pt')
+        dist.destroy_process_group()
+
+
+    if __name__ == '__main__':
+        torch.set_num_threads(1)
+        port, out = int(sys.argv[1]), sys.argv[2]
+        torch.save(table(out, 'cache1'), f'{out}/single.pt')
+        mp.start_processes(worker, args=(port, out), nprocs=2, join=True,
+                           start_method='fork')
+''')
+
+
+@pytest.mark.slow  # two processes: seconds of imports
+def test_minmax_class_two_ranks_equal_one_rank(tmp_path):
+    """Each rank scales its shard (4 and 3 samples) by the per-class min /
+    max gathered over both ranks: the table equals the one-rank table."""
+    (tmp_path / 'images').mkdir()
+    script = tmp_path / 'class_worker.py'
+    script.write_text(_CLASS_WORKER)
+    env = dict(os.environ, PYTHONPATH=f'{REPO}{os.pathsep}'
+               f'{os.environ.get("PYTHONPATH", "")}', OMP_NUM_THREADS='1',
+               HF_HUB_OFFLINE='1')
+    proc = subprocess.run(
+        [sys.executable, str(script), str(_free_port()), str(tmp_path),
+         str(Path(__file__).parent)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = torch.load(tmp_path / 'single.pt', weights_only=True)
+    assert single.shape == (7, 3) and (single.min(dim=0).values == 0).all()
+    for rank in range(2):
+        ranked = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+        assert torch.allclose(ranked, single, atol=1e-6)

@@ -22,7 +22,11 @@ def test_built_from_the_registry_with_defaults():
      "soft_labels.source='disk'; choose from ('cache', 'online')."),
     (dict(normalization='zscore'),
      "soft_labels.normalization: unknown soft-label normalization 'zscore'; "
-     "choose from ('minmax', 'softmax', 'none')."),
+     "choose from ('minmax', 'softmax', 'none', 'minmax_prob', "
+     "'minmax_class')."),
+    (dict(source='online', normalization='minmax_class'),
+     "soft_labels.normalization='minmax_class' needs the whole training "
+     "set: use source='cache' (not 'online')."),
     (dict(tau=0), 'soft_labels.tau must be > 0 and finite, got 0.'),
     (dict(tau=float('nan')),
      'soft_labels.tau must be > 0 and finite, got nan.'),
@@ -71,3 +75,13 @@ def test_set_table_refuses_a_bad_table():
 def _sample(idx):
     from mmpretrain.structures import DataSample
     return DataSample(metainfo=dict(sample_idx=idx))
+
+
+@pytest.mark.parametrize('normalization, tau', [
+    ('minmax', 0.1), ('softmax', 1.0), ('none', 1.0), ('minmax_prob', 0.1),
+    ('minmax_class', 0.1)])
+def test_tau_none_is_the_normalizations_default(normalization, tau):
+    component = CoreSoftLabels(normalization=normalization)
+    assert component.tau == tau
+    assert CoreSoftLabels(normalization=normalization, tau=None).tau == tau
+    assert CoreSoftLabels(normalization=normalization, tau=0.3).tau == 0.3
