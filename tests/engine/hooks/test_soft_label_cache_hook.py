@@ -529,7 +529,7 @@ def test_minmax_class_table_is_scaled_over_the_whole_set(tmp_path):
     table = model.soft_label_table
     online = make_model(source='online')
     raw = online.soft_labels.teacher_affinities(
-        online.soft_labels._teacher(),
+        online.soft_labels.build_teacher(),
         pass_inputs(runner.train_dataloader.dataset, model, range(7)))
     low, high = raw.min(dim=0).values, raw.max(dim=0).values
     scaled = (raw - low) / (high - low)
