@@ -381,8 +381,7 @@ class SoftLabelCacheHook(Hook):
             suffix = '.pt' if storage[0] == 'dense' else '.npy'
             path = osp.join(cache_dir,
                             f'soft_labels_{_digest(key)[:24]}{suffix}')
-            valid = (self._valid_cache if suffix == '.pt' else
-                     self._valid_file)(path, expected, logger)
+            valid = self._valid_cache(path, expected, logger)
             shared = [path, valid,
                       json.dumps(key, sort_keys=True, default=str)]
         mm_dist.broadcast_object_list(shared)
@@ -492,38 +491,22 @@ class SoftLabelCacheHook(Hook):
                       logger=logger, level=logging.WARNING)
 
     @staticmethod
-    def _valid_file(path: str, expected: tuple,
-                    logger: Optional[MMLogger]) -> bool:
-        """Whether a ``.npy`` table file is a p_c table of ``expected``
-        shape (checked in chunks of rows)."""
+    def _valid_cache(path: str, expected: tuple,
+                     logger: Optional[MMLogger]) -> bool:
+        """Whether a cache file (``.pt`` dense table or ``.npy`` table
+        file) holds a p_c table of ``expected`` shape (checked in chunks of
+        rows); a bad one is refused with a warning."""
         if not osp.isfile(path):
             return False
         try:
-            table = open_table(path, expected[1])
+            table = (torch.load(path, map_location='cpu',
+                                weights_only=True)['soft_labels']
+                     if path.endswith('.pt') else
+                     open_table(path, expected[1]))
             problem = (f'shape {tuple(table.shape)} instead of {expected}'
                        if tuple(table.shape) != tuple(expected) else
                        chunked_problem(table, expected[1], table_problem))
             del table
-        except Exception as err:  # corrupt / foreign file: recompute
-            problem = f'unreadable ({type(err).__name__}: {err})'
-        if problem is None:
-            return True
-        print_log(f'SoftLabelCacheHook: refusing the cache {path}: '
-                  f'{problem}; recomputing.', logger=logger,
-                  level=logging.WARNING)
-        return False
-
-    @staticmethod
-    def _valid_cache(path: str, expected: tuple,
-                     logger: Optional[MMLogger]) -> bool:
-        if not osp.isfile(path):
-            return False
-        try:
-            table = torch.load(path, map_location='cpu',
-                               weights_only=True)['soft_labels']
-            problem = (f'shape {tuple(table.shape)} instead of {expected}'
-                       if tuple(table.shape) != tuple(expected) else
-                       chunked_problem(table, expected[1], table_problem))
         except Exception as err:  # corrupt / foreign file: recompute
             problem = f'unreadable ({type(err).__name__}: {err})'
         if problem is None:
