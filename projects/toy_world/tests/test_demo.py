@@ -255,3 +255,11 @@ def test_new_weights_never_reuse_old_runs(tiny_study: dict,
     lines = []
     demo.run_demo(settings, log=lines.append)
     assert 'FLYP seed 0: fine-tuning' in '\n'.join(lines)
+
+
+def test_loss_overrides_do_not_reach_the_zero_shot_model():
+    """A WRM-only variant (erm_weight=0) must still build its zero-shot
+    model, which has no objective (wrm_weight=0 in its config)."""
+    options = {'model.loss.erm_weight': 0.0, 'model.head.beta': 0.3,
+               'model.loss.wrm_weight': 2.0}
+    assert demo.zero_shot_options(options) == {'model.head.beta': 0.3}

@@ -161,6 +161,14 @@ class EvalSet:
 
 
 # --------------------------------------------------------------- config
+def zero_shot_options(cfg_options: Mapping[str, Any]) -> Dict[str, Any]:
+    """The study's config overrides that apply to the zero-shot model: all
+    but the loss's (an untrained model has no objective; e.g. a WRM-only
+    variant's ``erm_weight=0`` would leave its loss with nothing)."""
+    return {k: v for k, v in cfg_options.items()
+            if not k.startswith('model.loss.')}
+
+
 def _fingerprint(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -458,7 +466,7 @@ def run_demo(settings: DemoSettings = DemoSettings(),
     zs_cfg = build_config(CONFIG_DIR / ZERO_SHOT_CONFIG, pre.path,
                           settings.world_root, work_dir / 'zeroshot',
                           classes=settings.world.classes,
-                          cfg_options=settings.cfg_options)
+                          cfg_options=zero_shot_options(settings.cfg_options))
     zs_model = build_in_scope(MODELS, zs_cfg.model)
     zs_model.eval()
     zero_shot_state = model_state_dict(zs_model)
