@@ -70,7 +70,7 @@ class ClassConsistencyHook(Hook):
     with the model's (see :func:`class_mismatch`): a model of another
     dataset would otherwise train silently on wrong labels.
 
-    ``DRMRunner`` always adds it. Skipped for a model without
+    ``DRMRunner`` and ``DRMFlexibleRunner`` always add it. Skipped for a model without
     ``classnames`` or a dataset without ``metainfo['classes']``.
     """
 

@@ -10,7 +10,8 @@ from mmengine.logging import print_log
 from mmengine.runner import BaseLoop, FlexibleRunner
 from torch import nn
 
-from drm_mm.engine.runners.drm_runner import DRMRunner
+from drm_mm.engine.runners.drm_runner import (
+    DRMRunner, register_class_consistency_hook)
 from drm_mm.engine.wise_ft import CheckpointMismatchError
 from drm_mm.registry import RUNNERS
 from drm_mm.utils.safe_checkpoint import mmengine_checkpoint_globals
@@ -31,7 +32,9 @@ class DRMFlexibleRunner(FlexibleRunner):
     architecture raises :class:`CheckpointMismatchError`); checkpoints are
     written to ``<name>.tmp`` and renamed; ``--resume auto`` skips a
     truncated latest checkpoint; ``train_cfg=dict(by_epoch=True)`` builds
-    :class:`ResumableEpochBasedTrainLoop`. CPU/gloo support is the
+    :class:`ResumableEpochBasedTrainLoop`; :class:`ClassConsistencyHook`
+    is always added (every dataset's classes must match
+    ``model.classnames``). CPU/gloo support is the
     strategy's (:class:`DRMFSDPStrategy`).
 
     One process (no launcher, e.g. ``tools/test.py`` or ``tools/wise_ft.py``
@@ -42,7 +45,8 @@ class DRMFlexibleRunner(FlexibleRunner):
     Added for sharding: the soft-label pass (:class:`SoftLabelCacheHook`)
     runs before the strategy shards the model, on the whole CLIP, so the
     frozen teacher is copied from unsharded weights; its ``before_train``
-    is not called again.
+    is not called again. The train set's classes are checked just before
+    that pass.
     """
 
     # DRMRunner's choice of the checkpoint to resume (reads work_dir/logger)
@@ -69,6 +73,12 @@ class DRMFlexibleRunner(FlexibleRunner):
             resolve_train_loop
         return super().build_train_loop(resolve_train_loop(loop))
 
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        """Also adds :class:`ClassConsistencyHook` unless the config lists
+        it (as :class:`DRMRunner` does)."""
+        super().register_hooks(default_hooks, custom_hooks)
+        register_class_consistency_hook(self)
+
     # -- soft labels before sharding -----------------------------------
     def train(self) -> nn.Module:
         self._soft_labels_before_sharding()
@@ -78,12 +88,20 @@ class DRMFlexibleRunner(FlexibleRunner):
         from mmengine.device import get_device
         from mmengine.model import is_model_wrapper
 
-        from drm_mm.engine.hooks import SoftLabelCacheHook
+        from drm_mm.engine.hooks import (ClassConsistencyHook,
+                                         SoftLabelCacheHook)
         hooks = [h for h in self._hooks if isinstance(h, SoftLabelCacheHook)]
         if not hooks or is_model_wrapper(self.model):
             return
         if not isinstance(self.model, nn.Module):
             self.model = self.strategy.build_model(self.model)
+        # Classes are checked before the teacher's pass, as with DRMRunner
+        # (where the hook's priority orders it); the property builds the
+        # train loop so that the check sees its dataset.
+        if self.train_loop is not None:
+            for hook in self._hooks:
+                if isinstance(hook, ClassConsistencyHook):
+                    hook.check(self, ['train'])
         preprocessor = getattr(self.model, 'data_preprocessor', None)
         if preprocessor is not None:  # the teacher runs where its inputs go
             preprocessor.to(get_device())

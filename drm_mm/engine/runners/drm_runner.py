@@ -17,7 +17,17 @@ from drm_mm.registry import RUNNERS
 from drm_mm.utils.checkpoint_integrity import checkpoint_problem
 from drm_mm.utils.safe_checkpoint import mmengine_checkpoint_globals
 
-__all__ = ['DRMRunner', 'checkpoint_problem']
+__all__ = ['DRMRunner', 'checkpoint_problem',
+           'register_class_consistency_hook']
+
+
+def register_class_consistency_hook(runner) -> None:
+    """Add :class:`ClassConsistencyHook` to ``runner`` unless its config
+    already lists one (called by :class:`DRMRunner` and
+    :class:`DRMFlexibleRunner` after their hooks are registered)."""
+    from drm_mm.engine.hooks import ClassConsistencyHook
+    if not any(isinstance(h, ClassConsistencyHook) for h in runner.hooks):
+        runner.register_hook(ClassConsistencyHook())
 
 
 @RUNNERS.register_module()
@@ -83,9 +93,7 @@ class DRMRunner(Runner):
         """Also adds :class:`ClassConsistencyHook` (model and dataset
         classes agree) unless the config lists it."""
         super().register_hooks(default_hooks, custom_hooks)
-        from drm_mm.engine.hooks import ClassConsistencyHook
-        if not any(isinstance(h, ClassConsistencyHook) for h in self.hooks):
-            self.register_hook(ClassConsistencyHook())
+        register_class_consistency_hook(self)
 
     def setup_env(self, env_cfg: Dict) -> None:
         if (self.distributed and not is_distributed()

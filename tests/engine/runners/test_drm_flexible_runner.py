@@ -1,7 +1,8 @@
 """DRMFlexibleRunner (single device here; the 2-rank FSDP run is in
 tests/reliability/test_fsdp_equivalence.py): safe and strict loading,
 atomic checkpoints, resume past a truncated checkpoint, the resumable
-epoch loop, and the one-process fallback to DRMRunner."""
+epoch loop, the class check of DRMRunner, and the one-process fallback
+to DRMRunner."""
 import itertools
 import os
 
@@ -12,6 +13,8 @@ from mmengine.model import BaseModel
 from torch import nn
 from torch.utils.data import Dataset
 
+from drm_mm.engine.hooks import (ClassConsistencyHook, ClassMismatchError,
+                                 SoftLabelCacheHook)
 from drm_mm.engine.loops import ResumableEpochBasedTrainLoop
 from drm_mm.engine.runners import DRMFlexibleRunner, DRMRunner
 from drm_mm.engine.wise_ft import CheckpointMismatchError
@@ -33,6 +36,10 @@ class _Points(Dataset):
                     labels=torch.tensor(idx % 2))
 
 
+class _NamedPoints(_Points):
+    metainfo = dict(classes=('cat', 'dog'))
+
+
 class _Linear(BaseModel):
 
     def __init__(self, width=4):
@@ -47,14 +54,14 @@ class _Linear(BaseModel):
 
 
 def _runner(work_dir, max_iters=2, resume=False, load_from=None, width=4,
-            by_epoch=False):
+            by_epoch=False, dataset=None, custom_hooks=None):
     torch.manual_seed(0)
     train_cfg = (dict(by_epoch=True, max_epochs=1) if by_epoch else
                  dict(by_epoch=False, max_iters=max_iters))
     return DRMFlexibleRunner(
         model=_Linear(width),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=_Points(), batch_size=4,
+        train_dataloader=dict(dataset=dataset or _Points(), batch_size=4,
                               sampler=dict(type='DefaultSampler',
                                            shuffle=True),
                               collate_fn=dict(type='default_collate')),
@@ -63,6 +70,7 @@ def _runner(work_dir, max_iters=2, resume=False, load_from=None, width=4,
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',
                                            interval=2, by_epoch=by_epoch),
                            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=custom_hooks,
         randomness=dict(seed=0), resume=resume, load_from=load_from,
         default_scope='drm_mm',
         experiment_name=f'drm_flexible_runner_test_{next(_RUN_IDS)}')
@@ -129,6 +137,53 @@ def test_by_epoch_builds_the_resumable_loop(tmp_path):
     runner.train()
     assert type(runner.train_loop) is ResumableEpochBasedTrainLoop
     assert runner.epoch == 1 and (tmp_path / 'epoch_1.pth').exists()
+
+
+def test_runner_refuses_class_mismatch_before_training(tmp_path):
+    runner = _runner(tmp_path, dataset=_NamedPoints())
+    assert sum(isinstance(h, ClassConsistencyHook)
+               for h in runner.hooks) == 1
+    runner.model.classnames = ['cat', 'cow']
+    with pytest.raises(ClassMismatchError) as err:
+        runner.train()
+    assert str(err.value) == (
+        "_NamedPoints (train_dataloader.dataset) does not match the model: "
+        "label 1 is 'dog' in the dataset but 'cow' in the model. Use the "
+        'model config of this dataset (model.classnames) or the dataset of '
+        'this model.')
+    assert not list(tmp_path.glob('*.pth'))
+
+
+class _RecordingSoftLabels(SoftLabelCacheHook):
+    """Stands for the teacher's pass, which runs before sharding."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def before_train(self, runner):
+        self.calls += 1
+
+
+def test_class_mismatch_stops_before_the_soft_label_pass(tmp_path):
+    soft = _RecordingSoftLabels()
+    runner = _runner(tmp_path, dataset=_NamedPoints(),
+                     custom_hooks=[ClassConsistencyHook(), soft])
+    assert sum(isinstance(h, ClassConsistencyHook)
+               for h in runner.hooks) == 1  # the config's, not a second
+    runner.model.classnames = ['dog', 'cat']
+    with pytest.raises(ClassMismatchError, match=r"^_NamedPoints "
+                       r"\(train_dataloader.dataset\) does not match the "
+                       r"model: label 0 is 'cat' in the dataset but 'dog'"):
+        runner.train()
+    assert soft.calls == 0
+    runner = _runner(tmp_path / 'ok', dataset=_NamedPoints(),
+                     custom_hooks=[_RecordingSoftLabels()])
+    runner.model.classnames = ['cat', 'dog']
+    runner.train()  # agrees: the pass runs once, training goes on
+    assert [h.calls for h in runner.hooks
+            if isinstance(h, _RecordingSoftLabels)] == [1]
+    assert runner.iter == 2
 
 
 def test_one_process_config_runs_with_drm_runner(tmp_path):
