@@ -1,24 +1,17 @@
 # DRM on CLIP ViT-H/14 (open_clip's LAION-2B weights), WILDS iWildCam, sharded with
-# FSDP (not a paper setting: the paper stops at ViT-L/14@336). Same model,
-# prompts, soft labels and evaluation as the ViT-L configs; FSDP splits
-# weights, gradients and AdamW state over the ranks (fsdp_runtime.py).
+# FSDP (not a paper setting: the paper stops at ViT-L/14@336). The ViT-L/14
+# config (vitl14_iwildcam.py: model, prompts, soft labels, data, schedule,
+# bf16 autocast, activation checkpointing, evaluation) with another CLIP
+# and the FSDP runtime: FSDP splits weights, gradients and AdamW state over
+# the ranks (_base_/fsdp_strategy.py, _base_/fsdp_runtime.py).
 #   bash tools/dist_train.sh configs/drm/vith14_iwildcam.py 8
 #   bash tools/dist_test.sh configs/drm/vith14_iwildcam.py CHECKPOINT 8
 #   python tools/wise_ft.py configs/drm/vith14_iwildcam.py --finetuned CHECKPOINT
 # The checkpoints hold consolidated weights (tools/test.py reads them).
-_base_ = [
-    '../_base_/models/drm_clip.py', '../_base_/datasets/iwildcam.py',
-    '../_base_/schedules/clip_finetune_20e.py', '../_base_/fsdp_runtime.py'
-]
+_base_ = ['./vitl14_iwildcam.py', '../_base_/fsdp_strategy.py']
+
+# DRMFlexibleRunner in place of the ViT-L config's DRMRunner
+runner_type = 'drm_mm.DRMFlexibleRunner'
 
 model = dict(
-    clip=dict(model_name='ViT-H-14', pretrained='laion2b_s32b_b79k',
-              grad_checkpointing=True),
-    classnames='iwildcam',
-    templates='iwildcam',
-    descriptions='iwildcam.json')
-# bf16 autocast; activation checkpointing inside the FSDP blocks.
-optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16')
-
-default_hooks = dict(
-    checkpoint=dict(save_best='id_val/macro_f1', rule='greater'))
+    clip=dict(model_name='ViT-H-14', pretrained='laion2b_s32b_b79k'))
