@@ -26,21 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from mmengine.config import DictAction  # noqa: E402
-
 from projects.toy_world.toy_world.ablations import (  # noqa: E402
     ABLATIONS, check_ablation)
-from projects.toy_world.toy_world.demo import (WORLD_KINDS,  # noqa: E402
-                                               DemoSettings)
+from projects.toy_world.toy_world.demo import WORLD_KINDS  # noqa: E402
 from projects.toy_world.toy_world.paths import (  # noqa: E402
     CHECKOUT_ROOT, DEFAULT_WORK_DIR)
+from projects.toy_world.toy_world.study_options import (  # noqa: E402
+    add_study_options, study_settings)
 from tools.tool_utils import run_tool  # noqa: E402
 
 DEFAULT_ABLATION_DIR = CHECKOUT_ROOT / 'work_dirs' / 'toy_ablations'
 
 
 def parse_args() -> argparse.Namespace:
-    d = DemoSettings()
     parser = argparse.ArgumentParser(
         description='Run one of the paper\'s ablations (DRM variants) in the '
         'toy world and write its table. Ablations and their variants: ' +
@@ -56,24 +54,10 @@ def parse_args() -> argparse.Namespace:
                         default=str(DEFAULT_WORK_DIR / 'results.json'),
                         help='results.json of the main study (its FLYP '
                         'WiSE-FT curve; default: %(default)s)')
-    parser.add_argument('--seeds', nargs='+', type=int, default=list(d.seeds),
-                        help='(default: %(default)s)')
-    parser.add_argument('--alphas', nargs='+', type=float,
-                        default=list(d.alphas),
-                        help='WiSE-FT mixing weights, must include 1')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help='(default: the configs\')')
-    parser.add_argument('--lr', type=float, default=None,
-                        help='(default: the configs\')')
-    parser.add_argument('--world-root', default=d.world_root,
-                        help='(default: %(default)s)')
-    parser.add_argument('--pretrain-cache-dir', default=d.pretrain_cache_dir,
-                        help='(default: %(default)s)')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='torch CPU threads (default: %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={},
-                        help='config overrides for every variant')
+    add_study_options(
+        parser, alphas='WiSE-FT mixing weights, must include 1',
+        epochs='(default: the configs\')', lr='(default: the configs\')',
+        cfg_options='config overrides for every variant')
     parser.add_argument('--force', action='store_true',
                         help='redo the fine-tuning runs of these variants')
     return parser.parse_args()
@@ -87,13 +71,8 @@ def main() -> None:
                          f'{WORLD_KINDS}.')
     import torch
     torch.set_num_threads(args.threads)
-    base = DemoSettings(
-        methods=('drm', ), seeds=tuple(args.seeds),
-        alphas=tuple(args.alphas), epochs=args.epochs, lr=args.lr,
-        world_root=args.world_root,
-        pretrain_cache_dir=args.pretrain_cache_dir,
-        cfg_options=dict(args.cfg_options), reference=args.reference,
-        world_kind=args.world)
+    base = study_settings(args, methods=('drm', ), reference=args.reference,
+                          world_kind=args.world)
     if args.force:
         for variant in variants:
             shutil.rmtree(os.path.join(args.work_dir, args.ablation, variant,

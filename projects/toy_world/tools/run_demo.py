@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from mmengine.config import DictAction  # noqa: E402
-
 from projects.toy_world.toy_world.demo import (METHOD_CONFIGS,  # noqa: E402
                                                WORLD_KINDS, DemoSettings)
+from projects.toy_world.toy_world.study_options import (  # noqa: E402
+    add_study_options, study_settings)
 from tools.tool_utils import run_tool  # noqa: E402
 
 
@@ -52,29 +52,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--methods', nargs='+', default=list(d.methods),
                         choices=sorted(METHOD_CONFIGS),
                         help='(default: %(default)s)')
-    parser.add_argument('--seeds', nargs='+', type=int, default=list(d.seeds),
-                        help='(default: %(default)s)')
-    parser.add_argument('--alphas', nargs='+', type=float,
-                        default=list(d.alphas),
-                        help='WiSE-FT mixing weights, must include 1 '
-                        '(default: 0, 0.1, ..., 1)')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help='fine-tuning epochs (default: the configs\', '
-                        'projects/toy_world/configs/_base_/toy_finetune.py)')
-    parser.add_argument('--lr', type=float, default=None,
-                        help='fine-tuning learning rate (default: the '
-                        'configs\')')
-    parser.add_argument('--world-root', default=d.world_root,
-                        help='(default: %(default)s)')
-    parser.add_argument('--pretrain-cache-dir', default=d.pretrain_cache_dir,
-                        help='(default: %(default)s)')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='torch CPU threads (default: %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={},
-                        help='config overrides for every config of the '
-                        'study, e.g. model.loss.wrm_weight=2 (cached runs '
-                        'are keyed by the merged config)')
+    add_study_options(parser)
     parser.add_argument('--reference', default=None,
                         help='results.json of an earlier study whose FLYP '
                         'WiSE-FT curve is the reference when --methods has '
@@ -91,13 +69,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work_dir = args.work_dir or DemoSettings().work_dir + (
         '_control' if args.world == 'control' else '')
-    settings = DemoSettings(
-        methods=tuple(args.methods), seeds=tuple(args.seeds),
-        alphas=tuple(args.alphas), epochs=args.epochs, lr=args.lr,
-        work_dir=work_dir, world_root=args.world_root,
-        pretrain_cache_dir=args.pretrain_cache_dir,
-        cfg_options=dict(args.cfg_options), reference=args.reference,
-        world_kind=args.world)
+    settings = study_settings(
+        args, methods=tuple(args.methods), work_dir=work_dir,
+        reference=args.reference, world_kind=args.world)
     if args.force:
         shutil.rmtree(os.path.join(work_dir, 'runs'), ignore_errors=True)
     from projects.toy_world.toy_world.demo import run_demo
