@@ -18,6 +18,10 @@ FIGURES = [
     'train step DRM / FLYP (text tower trains)',
     'train step DRM / CE (text tower trains)',
     'train step DRM wrm_text_grad=False / FLYP (text tower trains)',
+    'train step DRM wrm_text_grad=False wrm_text_refresh=10 / FLYP (text '
+    'tower trains)',
+    'train step DRM wrm_text_classes=16 wrm_text_refresh=10 / FLYP (text '
+    'tower trains)',
     'train step DRM / FLYP (frozen text tower)',
     'MMEngine step / plain PyTorch loop (DRM)',
     'eval images/s: prototypes once / per batch',
@@ -64,3 +68,21 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert 1 < row['drm_over_flyp'] < row['drm_over_flyp_unsharded']
     assert 'memory' in report['details'] and report['machine']['torch']
     assert 'MMEngine step / plain PyTorch loop' in proc.stdout
+
+
+def test_wrm_text_classes_flag_sets_the_subset_variant():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('benchmark_tool', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(['--quick', '--wrm-text-classes', '8'])
+    bench = tool.Bench(args)
+    try:
+        assert bench.method_options('DRM-subset') == dict(
+            wrm_text_classes=8, wrm_text_refresh=10)
+        assert bench.method_options('DRM-nograd-k10') == dict(
+            wrm_text_grad=False, wrm_text_refresh=10)
+    finally:
+        os.rmdir(bench.workdir)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--quick', '--wrm-text-classes', '1'])

@@ -4,8 +4,11 @@ Each figure compares two variants side by side in this one process, on the
 same model, batch and data, after warm-up, over several interleaved rounds
 (A B, B A, ...); medians are reported. Sections:
 
-* ``train``: train step time of DRM vs FLYP vs CE (text tower training) and
-  DRM vs FLYP with a frozen text tower (``DRMClassifier.train_step``);
+* ``train``: train step time of DRM vs FLYP vs CE (text tower training),
+  the cheaper WRM paths vs FLYP (``wrm_text_grad=False`` re-encoding the cd
+  prototypes every step / every 10 steps, ``wrm_text_classes``: the text
+  gradient for a class subset, ``--wrm-text-classes``) and DRM vs FLYP
+  with a frozen text tower (``DRMClassifier.train_step``);
 * ``engine``: drm_mm's MMEngine training iteration (DRMRunner, default
   hooks, data preprocessor, OptimWrapper) vs a plain PyTorch loop written
   here with the same math on the same open_clip module;
@@ -64,11 +67,21 @@ METHODS = {
     'DRM': (dict(erm='contrastive', wrm_weight=1.0), 0.5, True),
     'FLYP': (dict(erm='contrastive', wrm_weight=0.0), 1.0, False),
     'CE': (dict(erm='ce', wrm_weight=0.0), 1.0, False),
-    # the cheaper WRM path: cd prototypes without text gradient
+    # the cheaper WRM paths: cd prototypes without text gradient (every
+    # step / every 10 steps), text gradient for a class subset only
     'DRM-nograd': (dict(erm='contrastive', wrm_weight=1.0), 0.5, True),
+    'DRM-nograd-k10': (dict(erm='contrastive', wrm_weight=1.0), 0.5, True),
+    'DRM-subset': (dict(erm='contrastive', wrm_weight=1.0), 0.5, True),
 }
-#: Extra DRMClassifier options of a method.
-METHOD_OPTIONS = {'DRM-nograd': dict(wrm_text_grad=False)}
+#: Extra DRMClassifier options of a method (DRM-subset's
+#: ``wrm_text_classes`` is ``--wrm-text-classes``).
+METHOD_OPTIONS = {
+    'DRM-nograd': dict(wrm_text_grad=False),
+    'DRM-nograd-k10': dict(wrm_text_grad=False, wrm_text_refresh=10),
+    'DRM-subset': dict(wrm_text_classes=16, wrm_text_refresh=10),
+}
+#: The cheaper WRM paths of the train section, each compared with FLYP.
+CHEAP_WRM = ('DRM-nograd', 'DRM-nograd-k10', 'DRM-subset')
 #: Defaults per run kind: quick (tiny CLIP), cpu, cuda.
 PRESETS = {
     'quick': dict(arch='drm-tiny-vit', batch_size=8, memory_batch=8,
@@ -122,6 +135,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--sections', nargs='+', default=list(SECTIONS),
                         choices=SECTIONS, metavar='SECTION',
                         help=f'subset of {", ".join(SECTIONS)}')
+    parser.add_argument('--wrm-text-classes', type=int, default=16,
+                        help='wrm_text_classes of the DRM-subset variant '
+                        '(classes whose cd prompts get text gradient each '
+                        'step; >= 2)')
     parser.add_argument('--profile', action='store_true',
                         help='also profile one DRM train step '
                         '(torch.profiler) and print the top operators')
@@ -135,6 +152,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                 'eval_batch', 'jpegs', 'soft_label_images', 'threads'):
         if getattr(args, key) < 1:
             parser.error(f'--{key.replace("_", "-")} must be >= 1')
+    if args.wrm_text_classes < 2:
+        parser.error('--wrm-text-classes must be >= 2')
     if args.clock is None:
         args.clock = 'cpu' if args.device == 'cpu' else 'wall'
     if args.warmup < 0:
@@ -212,12 +231,18 @@ class Bench:
             clip=clip, classnames=self.classnames, templates='iwildcam',
             descriptions=self.descriptions if uses_cd else None,
             head=dict(beta=beta), loss=loss,
-            soft_labels=dict(source='cache'),
-            **METHOD_OPTIONS.get(method, {}))
+            soft_labels=dict(source='cache'), **self.method_options(method))
         if uses_cd:
             model.set_soft_labels(self.soft_table(
                 max(self.args.batch_size, self.args.memory_batch)))
         return model.to(self.device)
+
+    def method_options(self, method: str) -> dict:
+        """The extra DRMClassifier options of ``method`` in this run."""
+        options = dict(METHOD_OPTIONS.get(method, {}))
+        if 'wrm_text_classes' in options:
+            options['wrm_text_classes'] = self.args.wrm_text_classes
+        return options
 
     def soft_table(self, rows: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(2)
@@ -318,37 +343,78 @@ def bench_train(b: Bench) -> None:
     data = b.batch(b.args.batch_size)
     for frozen in (False, True):
         mode = 'frozen text tower' if frozen else 'text tower trains'
-        methods = ('DRM', 'FLYP') if frozen else ('DRM', 'FLYP', 'CE',
-                                                  'DRM-nograd')
+        methods = ('DRM', 'FLYP') if frozen else ('DRM', 'FLYP', 'CE') + \
+            CHEAP_WRM
         print(f'[train] {mode}: {", ".join(methods)} x {b.args.batch_size} '
               f'images, {len(b.classnames)} classes', flush=True)
         clip = b.clip(frozen_text=frozen)
         models = {m: b.classifier(clip, m).train() for m in methods}
         wrapper = b.optim_wrapper(clip)
-        res = b.times({m: (lambda m=m: models[m].train_step(data, wrapper))
-                       for m in methods})
+        # a variant re-encoding its cd prototypes every k steps is timed
+        # over k steps per call (one re-encoding each), reported per step
+        steps = {m: b.method_options(m).get('wrm_text_refresh', 1)
+                 for m in methods}
+
+        def run(m: str) -> None:
+            for _ in range(steps[m]):
+                models[m].train_step(data, wrapper)
+
+        res = b.times({m: (lambda m=m: run(m)) for m in methods})
+        res = {m: _per_step(r, steps[m]) for m, r in res.items()}
         key = 'frozen_text' if frozen else 'text_trains'
         b.details[f'train_{key}'] = res
         for m in methods:
-            print(f'    {m:<10} {1e3 * res[m]["median_s"]:9.1f} ms/step')
+            print(f'    {m:<14} {1e3 * res[m]["median_s"]:9.1f} ms/step')
         ratio = res['DRM']['median_s'] / res['FLYP']['median_s']
         b.figure(f'train step DRM / FLYP ({mode})', 'DRM', 'FLYP', ratio,
                  'x', goal='<= 1.10', met=ratio <= 1.10)
         if not frozen:
             b.figure(f'train step DRM / CE ({mode})', 'DRM', 'CE',
                      res['DRM']['median_s'] / res['CE']['median_s'], 'x')
-            ratio = res['DRM-nograd']['median_s'] / res['FLYP']['median_s']
-            b.figure(f'train step DRM wrm_text_grad=False / FLYP ({mode})',
-                     'DRM-nograd', 'FLYP', ratio, 'x', goal='<= 1.15',
-                     met=ratio <= 1.15,
-                     note='cd prototypes encoded without gradient every '
-                          'step (L_WRM trains the image tower only)')
+            for m in CHEAP_WRM:
+                name, note = _cheap_wrm_figure(b, m)
+                ratio = res[m]['median_s'] / res['FLYP']['median_s']
+                b.figure(f'train step DRM {name} / FLYP ({mode})', m,
+                         'FLYP', ratio, 'x', goal='<= 1.15',
+                         met=ratio <= 1.15, note=note)
         models.clear()  # free this mode's classifiers before the next
         if frozen:
             continue
         if b.args.profile:
             profile_step(b, b.classifier(clip, 'DRM').train(), data)
         b.drop_clip(frozen_text=False)
+
+
+def _per_step(summary: dict, steps: int) -> dict:
+    """A timing summary of calls of ``steps`` train steps, per step."""
+    if steps == 1:
+        return summary
+    out = dict(summary, steps_per_call=steps)
+    for key in ('median_s', 'median_wall_s', 'median_cpu_s'):
+        out[key] = summary[key] / steps
+    for key in ('wall_s', 'cpu_s'):
+        out[key] = [t / steps for t in summary[key]]
+    return out
+
+
+def _cheap_wrm_figure(b: Bench, method: str):
+    """Name (its DRMClassifier options) and note of a cheaper WRM path's
+    train-step figure."""
+    options = b.method_options(method)
+    name = ' '.join(f'{k}={v}' for k, v in options.items())
+    k = options.get('wrm_text_refresh', 1)
+    every = 'every step' if k == 1 else f'every {k} steps (timed over ' \
+        f'{k} steps, reported per step)'
+    if 'wrm_text_classes' not in options:
+        return name, (f'cd prototypes encoded without gradient {every} '
+                      f'(L_WRM trains the image tower only)')
+    m = options['wrm_text_classes']
+    if m >= len(b.classnames):
+        return name, (f'{m} >= {len(b.classnames)} classes: the exact '
+                      f'path')
+    return name, (f'cd prompts of {m} classes with gradient each step '
+                  f'(the {-(-m // 2)} of most p_c mass + the rest drawn), '
+                  f'the others encoded without gradient {every}')
 
 
 def profile_step(b: Bench, model, data) -> None:
@@ -946,14 +1012,16 @@ def machine() -> dict:
 
 
 def print_table(b: Bench, proj: dict) -> None:
-    print('\n' + '=' * 78)
-    print(f'{"figure":<58} {"ratio":>7}  goal')
-    print('-' * 78)
+    width = max([58] + [len(fig['name']) for fig in b.figures])
+    rule = max(78, width + 26)
+    print('\n' + '=' * rule)
+    print(f'{"figure":<{width}} {"ratio":>7}  goal')
+    print('-' * rule)
     for fig in b.figures:
         goal = '' if not fig['goal'] else \
             f'{fig["goal"]} {_verdict(fig["met"])}'
-        print(f'{fig["name"][:58]:<58} {_fmt(fig["ratio"]):>7}  {goal}')
-    print('-' * 78)
+        print(f'{fig["name"]:<{width}} {_fmt(fig["ratio"]):>7}  {goal}')
+    print('-' * rule)
     check, full = proj['check'], proj['tokens_all_classes']
     measured = 'not run' if check['measured'] is None else \
         f'{check["measured"]:.3f}'
@@ -985,7 +1053,7 @@ def print_table(b: Bench, proj: dict) -> None:
               f'{row["drm_over_flyp"]:>10.3f}'
               f'{row["drm_over_flyp_unsharded"]:>7.3f}{t["flyp"]:>9.2f}'
               f'{t["cd_prompts"]:>9.2f}')
-    print('=' * 78)
+    print('=' * rule)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:

@@ -128,10 +128,37 @@ class DRMClassifier(BaseClassifier):
             prototypes are encoded without gradient, so L_WRM trains the
             image tower (and logit scale) only; the ERM term still trains
             the text tower.
-        wrm_text_refresh: with ``wrm_text_grad=False``, re-encode the cd
+        wrm_text_refresh: with ``wrm_text_grad=False`` (or
+            ``wrm_text_classes``: the classes outside S), re-encode the cd
             prototypes every this many training forward passes (1: every
             step; with gradient accumulation each pass counts). A resumed
             run re-encodes at its first step.
+        wrm_text_classes: None (default): the exact path. An integer m
+            (with a training text tower and ``wrm_text_grad=True``): each
+            step only the cd prompts of a class subset S are encoded with
+            gradient, the other classes' cd prototypes are the no-gradient
+            ones of ``wrm_text_grad=False`` (re-encoded every
+            ``wrm_text_refresh`` steps). S = the ``ceil(m/2)`` classes with
+            the most p_c mass summed over the batch plus ``m - ceil(m/2)``
+            drawn uniformly without replacement from the other classes
+            (inclusion probability q). Estimator: a drawn class's prototype
+            keeps its value, its gradient is scaled by 1/q
+            (``t.detach() + (t - t.detach()) / q``), so that over the draws
+            each class's text gradient counts once in expectation. With a
+            fresh cache (``wrm_text_refresh=1``) the loss value and the
+            image gradient are the exact path's and the text gradient is an
+            unbiased estimate of the exact path's; with k > 1 the classes
+            outside S use prototypes up to k-1 steps old (loss value, image
+            gradient and the estimate are those of these stale values). m
+            >= the number of classes: the exact path; m >= 2 (one top class
+            and one drawn). Distributed: each rank picks S from its own
+            batch and draw and encodes all of S itself (not sharded); each
+            rank's estimate is unbiased for its local gradient, so DDP's
+            average is unbiased for the global one and ranks need not agree
+            on S. No effect with a frozen text tower or ``wrm_weight=0``.
+            Cost: with k = 1 every cd prompt is still encoded (without
+            gradient) each step; the saving is then only the gradient pass
+            of the prompts outside S, with k > 1 also their forward.
         data_preprocessor: default ``ClsDataPreprocessor`` with CLIP's
             mean/std and ``to_rgb=True``.
     """
@@ -153,6 +180,7 @@ class DRMClassifier(BaseClassifier):
                  shard_text_prompts: bool = True,
                  wrm_text_grad: bool = True,
                  wrm_text_refresh: int = 1,
+                 wrm_text_classes: Optional[int] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -177,8 +205,23 @@ class DRMClassifier(BaseClassifier):
             raise ValueError(f'DRMClassifier.wrm_text_refresh must be a '
                              f'positive integer (steps), got '
                              f'{wrm_text_refresh!r}.')
+        if wrm_text_classes is not None and (
+                isinstance(wrm_text_classes, bool)
+                or not isinstance(wrm_text_classes, int)
+                or wrm_text_classes < 2):
+            raise ValueError(f'DRMClassifier.wrm_text_classes must be None '
+                             f'or an integer >= 2 (classes whose cd prompts '
+                             f'get gradient each step), got '
+                             f'{wrm_text_classes!r}.')
+        if wrm_text_classes is not None and not wrm_text_grad:
+            raise ValueError('DRMClassifier.wrm_text_classes needs '
+                             'wrm_text_grad=True (wrm_text_grad=False drops '
+                             'the cd gradient of every class); set one of '
+                             'them.')
         self.wrm_text_grad = wrm_text_grad
         self.wrm_text_refresh = wrm_text_refresh
+        self.wrm_text_classes = wrm_text_classes
+        self._subset_generator: Optional[torch.Generator] = None
         self.clip: OpenCLIP = build_in_scope(MODELS, clip) if isinstance(
             clip, dict) else clip
         self.loss_module = build_in_scope(
@@ -258,6 +301,17 @@ class DRMClassifier(BaseClassifier):
                 f'given. Set descriptions=<json> (e.g. "iwildcam.json"), or '
                 f"beta=1, wrm_weight=0 and erm_prompts='df' for a df-only "
                 f'model.')
+        lm = self.loss_module
+        if self.wrm_text_classes is not None and lm.wrm_prompts != 'cd':
+            raise ValueError(
+                "DRMClassifier.wrm_text_classes applies to L_WRM's cd "
+                "prompts; with loss.wrm_prompts='df' leave it None.")
+        if self.wrm_text_classes is not None and lm.uses_erm and \
+                lm.erm == 'ce' and lm.erm_prompts == 'cd':
+            raise ValueError(
+                "DRMClassifier.wrm_text_classes saves nothing with "
+                "loss.erm='ce' and loss.erm_prompts='cd' (L_ERM encodes "
+                "every cd prompt with gradient); leave it None.")
         if self.head.linear and self.loss_module.erm_prompts == 'cd':
             raise ValueError(
                 "DRMClassifier: a linear df head (LP / LP-FT) trains on the "
@@ -387,6 +441,8 @@ class DRMClassifier(BaseClassifier):
         used = {(ce, lm.erm_prompts), (wrm, lm.wrm_prompts)}
         image_features = self.clip.encode_image(inputs)
         logit_scale = self.clip.training_logit_scale  # clamped (losses only)
+        # p_c before the text: wrm_text_classes picks its classes by it
+        soft = self.soft_labels(inputs, data_samples) if wrm else None
         text = self.text.training_text(
             self.clip, labels, captions=contrastive,
             df=(True, 'df') in used and not self.head.linear,
@@ -395,7 +451,8 @@ class DRMClassifier(BaseClassifier):
             # wrm_text_grad=False drops the cd gradient only when no ERM
             # term uses the cd prototypes
             cd_grad=self.wrm_text_grad or (ce and lm.erm_prompts == 'cd'),
-            cd_refresh=self.wrm_text_refresh)
+            cd_refresh=self.wrm_text_refresh,
+            cd_classes=self._wrm_classes(soft) if wrm else None)
 
         def logits(name: str) -> torch.Tensor:
             if name == 'df':
@@ -405,8 +462,41 @@ class DRMClassifier(BaseClassifier):
 
         z_erm = logits(lm.erm_prompts) if ce else None
         z_wrm = logits(lm.wrm_prompts) if wrm else None
-        soft = self.soft_labels(inputs, data_samples) if wrm else None
         return self.loss_module(
             labels=labels, z_df=z_erm, z_cd=z_wrm, soft_labels=soft,
             image_features=image_features,
             caption_features=text.get('caption'), logit_scale=logit_scale)
+
+    def _wrm_classes(self, soft: torch.Tensor
+                     ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """The class subset S of ``wrm_text_classes`` for this batch and the
+        gradient scale of each class in it (CPU): the ``ceil(m/2)`` classes
+        of most p_c mass (scale 1), then ``m - ceil(m/2)`` drawn from the
+        rest (scale 1/q). None on the exact path."""
+        m = self.wrm_text_classes
+        if m is None or m >= self.num_classes or not (
+                self.clip.text_trainable and torch.is_grad_enabled()):
+            return None
+        top_n = -(-m // 2)
+        mass = soft.detach().float().sum(dim=0).cpu()
+        top = torch.topk(mass, top_n).indices
+        others = torch.ones(self.num_classes, dtype=torch.bool)
+        others[top] = False
+        rest = others.nonzero().squeeze(1)
+        drawn = self._draw_classes(rest, m - top_n)
+        q = (m - top_n) / rest.numel()
+        scale = torch.cat([torch.ones(top_n), torch.full((drawn.numel(), ),
+                                                         1.0 / q)])
+        return torch.cat([top, drawn]), scale
+
+    def _draw_classes(self, rest: torch.Tensor, n: int) -> torch.Tensor:
+        """``n`` of the classes ``rest`` drawn uniformly without
+        replacement, by a CPU generator of the classifier's own, seeded at
+        its first use from ``torch.initial_seed()`` (the run's seed): the
+        draws leave torch's global random stream (caption draws) as it
+        is."""
+        if self._subset_generator is None:
+            self._subset_generator = torch.Generator().manual_seed(
+                torch.initial_seed())
+        order = torch.randperm(rest.numel(), generator=self._subset_generator)
+        return rest[order[:n]]

@@ -16,6 +16,7 @@ serves stale prototypes and nobody has to invalidate it, except after edits
 through ``param.data`` (they bypass the version counter; e.g. WiSE-FT):
 call :meth:`invalidate` then.
 """
+import itertools
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -137,7 +138,9 @@ class TextPrototypes:
     def training_text(self, clip: OpenCLIP, labels: torch.Tensor,
                       captions: bool, df: bool, cd: bool,
                       caption_set: Optional[str] = None,
-                      cd_grad: bool = True, cd_refresh: int = 1
+                      cd_grad: bool = True, cd_refresh: int = 1,
+                      cd_classes: Optional[Tuple[torch.Tensor,
+                                                 torch.Tensor]] = None
                       ) -> Dict[str, torch.Tensor]:
         """What text a training step needs: ``'caption'`` embeddings (one
         prompt of the sample's class drawn per sample from ``caption_set``,
@@ -146,15 +149,27 @@ class TextPrototypes:
         text forward (each rank encoding its shard of the df / cd prompts),
         else from the cache. ``cd_grad=False``: the cd prototypes come
         without gradient, re-encoded every ``cd_refresh`` calls (a cheaper
-        WRM)."""
+        WRM).
+
+        ``cd_classes=(classes, scale)`` (CPU tensors; with ``cd_grad``):
+        only these classes' cd prompts are encoded with gradient, in the
+        same forward, not sharded across ranks; their prototypes keep their
+        value and have their gradient multiplied by ``scale``; the other
+        classes' prototypes are the no-gradient ones of ``cd_grad=False``
+        (re-encoded every ``cd_refresh`` calls)."""
         needed = [n for n, on in (('df', df), ('cd', cd)) if on]
         source = self.caption_set if caption_set is None else caption_set
         out: Dict[str, torch.Tensor] = {}
-        if cd and not cd_grad and clip.text_trainable and \
-                torch.is_grad_enabled():
+        if cd_classes is not None and not cd_grad:
+            raise ValueError('training_text: cd_classes needs cd_grad=True.')
+        trains = clip.text_trainable and torch.is_grad_enabled()
+        if cd and not cd_grad and trains:
             out['cd'] = self._no_grad_cd(clip, cd_refresh)
             needed.remove('cd')
-        if not (clip.text_trainable and torch.is_grad_enabled()):
+        subset = cd_classes if cd and trains else None
+        if subset is not None:
+            needed.remove('cd')
+        if not trains:
             if captions and source == self.caption_set:
                 table = self.cached(clip, 'caption')
                 pick = torch.randint(table.size(1), (labels.numel(), ),
@@ -184,6 +199,12 @@ class TextPrototypes:
                 lo, hi = shard_bounds(tokens.size(0), *shard)
                 tokens, lengths = tokens[lo:hi], lengths[lo:hi]
             groups.append((name, tokens, lengths))
+        if subset is not None:
+            rows, sub_counts = self._class_rows('cd', subset[0])
+            groups.append(('cd_subset',
+                           self._device_tokens('cd', labels.device)[
+                               rows.to(labels.device)],
+                           self._lengths['cd'][rows]))
         if not groups:
             return out
         feats = clip.encode_text(torch.cat([t for _, t, _ in groups]),
@@ -192,6 +213,10 @@ class TextPrototypes:
         for (name, _, _), part in zip(groups, parts):
             if name == 'caption':
                 out[name] = part
+                continue
+            if name == 'cd_subset':
+                out['cd'] = self._subset_cd(clip, part, sub_counts, *subset,
+                                            cd_refresh)
                 continue
             if shard is not None:
                 part = gather_with_grad(part)
@@ -206,6 +231,31 @@ class TextPrototypes:
             value = self.encode(clip, 'cd')
         self._stale_cd = (calls + 1, value)
         return value
+
+    def _subset_cd(self, clip: OpenCLIP, feats: torch.Tensor,
+                   counts: List[int], classes: torch.Tensor,
+                   scale: torch.Tensor, refresh: int) -> torch.Tensor:
+        """cd prototypes ``(C, D)``: those of ``classes`` from ``feats``
+        (their prompts' embeddings, with gradient) with the gradient scaled
+        by ``scale`` and the value unchanged, the others without gradient
+        (:meth:`_no_grad_cd`)."""
+        fresh = class_prototypes(feats, counts)
+        scale = scale.to(device=fresh.device, dtype=fresh.dtype)
+        fresh = fresh.detach() + (fresh - fresh.detach()) * scale[:, None]
+        base = self._no_grad_cd(clip, refresh).to(fresh.dtype)
+        return base.index_copy(0, classes.to(fresh.device), fresh)
+
+    def _class_rows(self, name: str, classes: torch.Tensor
+                    ) -> Tuple[torch.Tensor, List[int]]:
+        """Row indices (CPU) of every prompt of ``classes`` in prompt set
+        ``name``, class after class, and each class's prompt count."""
+        all_counts = self._counts[name]
+        starts = [0, *itertools.accumulate(all_counts)]
+        picked = classes.tolist()
+        counts = [all_counts[c] for c in picked]
+        rows = torch.cat([torch.arange(starts[c], starts[c] + n)
+                          for c, n in zip(picked, counts)])
+        return rows, counts
 
     def _caption_rows(self, labels: torch.Tensor,
                       name: str) -> torch.Tensor:

@@ -1,6 +1,9 @@
 """The cheaper WRM path ``wrm_text_grad=False``: L_WRM gives the text tower
 no gradient (the image tower still gets one), and the cd prototypes are
-re-encoded every ``wrm_text_refresh`` steps."""
+re-encoded every ``wrm_text_refresh`` steps; and ``wrm_text_classes``: the
+text gradient of L_WRM for a class subset only, unbiased."""
+import itertools
+
 import pytest
 import torch
 from mmpretrain.structures import DataSample
@@ -86,4 +89,161 @@ def test_cd_prototypes_are_re_encoded_every_refresh_steps(monkeypatch):
 def test_bad_values_are_named(kwargs, message):
     with pytest.raises(ValueError) as err:
         make_model(**kwargs)
+    assert str(err.value) == message
+
+
+# ---------------------------------------------------------------- subset
+# wrm_text_classes=m: only the cd prompts of a class subset S get gradient
+# (the ceil(m/2) classes of most p_c mass + the rest drawn, gradient / q).
+
+SIX = ['cat', 'dog', 'bird', 'fish', 'horse', 'frog']
+SIX_DESCRIPTIONS = dict(DESCRIPTIONS, fish=['it swims', 'it has fins'],
+                        horse='a large hoofed animal', frog='an amphibian')
+
+
+def make_six(erm_weight=0.0, **kwargs):
+    torch.manual_seed(0)
+    model = DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+        classnames=SIX, templates=['a photo of {c}.'],
+        descriptions=SIX_DESCRIPTIONS,
+        loss=dict(erm='contrastive', wrm_weight=1.0, erm_weight=erm_weight),
+        **kwargs)
+    g = torch.Generator().manual_seed(3)
+    model.set_soft_labels(torch.softmax(2 * torch.randn(4, 6, generator=g),
+                                        dim=1))
+    return model.train()
+
+
+def loss_and_grads(model):
+    """The losses and the gradient of their sum on every CLIP
+    parameter."""
+    model.zero_grad()
+    torch.manual_seed(5)  # the same caption draws on every path
+    losses = model.loss(*batch())
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    return losses, {n: p.grad.clone()
+                    for n, p in model.clip.model.named_parameters()
+                    if p.grad is not None}
+
+
+def test_the_subset_text_gradient_is_unbiased(monkeypatch):
+    exact_loss, exact = loss_and_grads(make_six())
+    model = make_six(wrm_text_classes=4)  # 2 top, 2 of the other 4 drawn
+    draws, rows = [], []
+    pairs = list(itertools.combinations(range(4), 2))
+
+    def draw(rest, n):  # each pair of the 4 other classes once
+        assert rest.numel() == 4 and n == 2
+        draws.append(rest[list(pairs[len(draws)])])
+        return draws[-1]
+
+    monkeypatch.setattr(model, '_draw_classes', draw)
+    inner = model.clip.encode_text
+
+    def counted(tokens, *args, **kwargs):
+        if torch.is_grad_enabled():
+            rows.append(tokens.size(0))
+        return inner(tokens, *args, **kwargs)
+
+    monkeypatch.setattr(model.clip, 'encode_text', counted)
+    total = {n: torch.zeros_like(g) for n, g in exact.items()}
+    text = [n for n in exact if is_text_param(n)]
+    single = []  # one draw's text gradient differs from the exact one
+    for _ in pairs:
+        losses, grads = loss_and_grads(model)
+        single.append(max(float((grads[n] - exact[n]).abs().max())
+                          for n in text))
+        assert float(losses['loss_wrm']) == pytest.approx(
+            float(exact_loss['loss_wrm']), abs=1e-6)
+        assert set(grads) == set(exact)
+        for name, grad in grads.items():
+            total[name] += grad / len(pairs)
+            if not is_text_param(name):  # image tower, logit scale
+                torch.testing.assert_close(grad, exact[name], rtol=1e-5,
+                                           atol=1e-7)
+    # the 2 top classes and each pair drawn: 4 of the 6 classes' prompts
+    counts = {c: len(d) if isinstance(d, list) else 1
+              for c, d in SIX_DESCRIPTIONS.items()}
+    top = sorted(set(range(6)) - {int(c) for d in draws for c in d})
+    for drawn, n_rows in zip(draws, rows):
+        assert n_rows == sum(counts[SIX[c]] for c in top + drawn.tolist())
+    assert len(draws) == 6 and len({tuple(d.tolist()) for d in draws}) == 6
+    assert text and min(single) > 1e-3 * max(
+        float(exact[n].abs().max()) for n in text)
+    for name in text:  # float32 sums: tolerance relative to the largest
+        scale = float(exact[name].abs().max())
+        torch.testing.assert_close(total[name], exact[name], rtol=1e-4,
+                                   atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize('m', [6, 10])
+def test_as_many_classes_as_there_are_is_the_exact_path(m):
+    exact_loss, exact = loss_and_grads(make_six(erm_weight=1.0))
+    loss, grads = loss_and_grads(make_six(erm_weight=1.0,
+                                          wrm_text_classes=m))
+    for key in ('loss_erm', 'loss_wrm'):
+        assert torch.equal(loss[key], exact_loss[key])
+    assert set(grads) == set(exact)
+    assert all(torch.equal(grads[n], exact[n]) for n in exact)
+
+
+def test_the_subset_loss_value_is_the_exact_one():
+    exact = make_six(erm_weight=1.0)
+    subset = make_six(erm_weight=1.0, wrm_text_classes=2)
+    for _ in range(3):  # several draws
+        torch.manual_seed(5)
+        want = exact.loss(*batch())
+        torch.manual_seed(5)
+        got = subset.loss(*batch())
+        for key in ('loss_erm', 'loss_wrm'):
+            assert float(got[key]) == pytest.approx(float(want[key]),
+                                                    abs=1e-6)
+
+
+def test_subset_cache_is_re_encoded_every_refresh_steps(monkeypatch):
+    model = make_six(wrm_text_classes=2, wrm_text_refresh=3)
+    calls = []
+    inner = model.text.encode
+
+    def counted(clip, name):
+        calls.append(name)
+        return inner(clip, name)
+
+    monkeypatch.setattr(model.text, 'encode', counted)
+    for _ in range(7):
+        model.loss(*batch())['loss_wrm'].backward()
+    assert calls == ['cd'] * 3  # steps 1, 4 and 7
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(wrm_text_classes=1),
+     'DRMClassifier.wrm_text_classes must be None or an integer >= 2 '
+     '(classes whose cd prompts get gradient each step), got 1.'),
+    (dict(wrm_text_classes=True),
+     'DRMClassifier.wrm_text_classes must be None or an integer >= 2 '
+     '(classes whose cd prompts get gradient each step), got True.'),
+    (dict(wrm_text_classes=4.0),
+     'DRMClassifier.wrm_text_classes must be None or an integer >= 2 '
+     '(classes whose cd prompts get gradient each step), got 4.0.'),
+    (dict(wrm_text_classes=4, wrm_text_grad=False),
+     'DRMClassifier.wrm_text_classes needs wrm_text_grad=True '
+     '(wrm_text_grad=False drops the cd gradient of every class); set one '
+     'of them.'),
+    (dict(wrm_text_classes=4, loss=dict(wrm_prompts='df')),
+     "DRMClassifier.wrm_text_classes applies to L_WRM's cd prompts; with "
+     "loss.wrm_prompts='df' leave it None."),
+    (dict(wrm_text_classes=4, loss=dict(erm='ce', erm_prompts='cd')),
+     "DRMClassifier.wrm_text_classes saves nothing with loss.erm='ce' and "
+     "loss.erm_prompts='cd' (L_ERM encodes every cd prompt with gradient); "
+     "leave it None."),
+])
+def test_bad_subset_values_are_named(kwargs, message):
+    loss = dict(dict(erm='contrastive', wrm_weight=1.0),
+                **kwargs.pop('loss', {}))
+    with pytest.raises(ValueError) as err:
+        DRMClassifier(
+            clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+            classnames=SIX, templates=['a photo of {c}.'],
+            descriptions=SIX_DESCRIPTIONS, loss=loss, **kwargs)
     assert str(err.value) == message
