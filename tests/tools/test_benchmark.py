@@ -66,6 +66,14 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert flops['drm'] == pytest.approx(flops['flyp'] + flops['cd_prompts'],
                                          rel=1e-12)
     assert 1 < row['drm_over_flyp'] < row['drm_over_flyp_unsharded']
+    # the cheaper WRM paths: re-encoding every 10 steps (forward only), and
+    # that plus forward+backward of 16 of the 1000 classes' prompts
+    reencode = flops['cd_prompts'] * row['gpus'] / 3 / 10
+    assert row['nograd_over_flyp'] == pytest.approx(
+        1 + reencode / flops['flyp'], rel=1e-9)
+    assert row['subset_over_flyp'] == pytest.approx(
+        1 + (reencode + flops['cd_prompts'] * row['gpus'] * 16 / 1000)
+        / flops['flyp'], rel=1e-9)
     assert 'memory' in report['details'] and report['machine']['torch']
     assert 'MMEngine step / plain PyTorch loop' in proc.stdout
 
@@ -78,11 +86,13 @@ def test_wrm_text_classes_flag_sets_the_subset_variant():
     args = tool.parse_args(['--quick', '--wrm-text-classes', '8'])
     bench = tool.Bench(args)
     try:
-        assert bench.method_options('DRM-subset') == dict(
-            wrm_text_classes=8, wrm_text_refresh=10)
-        assert bench.method_options('DRM-nograd-k10') == dict(
-            wrm_text_grad=False, wrm_text_refresh=10)
+        assert bench.method_options('DRM-subset-stale') == dict(
+            wrm_text_classes=8, wrm_text_refresh=tool.NEVER)
+        assert bench.method_options('DRM-nograd-stale') == dict(
+            wrm_text_grad=False, wrm_text_refresh=tool.NEVER)
     finally:
         os.rmdir(bench.workdir)
     with pytest.raises(SystemExit):
         tool.parse_args(['--quick', '--wrm-text-classes', '1'])
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--quick', '--wrm-text-refresh', '0'])

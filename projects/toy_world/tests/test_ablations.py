@@ -35,7 +35,11 @@ def _run_tool(argv: list, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_variants_are_the_papers_ablations():
     assert sorted(ablations.ABLATIONS) == ['inference', 'lambda', 'losses',
-                                           'normalization', 'prompts']
+                                           'normalization', 'prompts',
+                                           'wrm_cost']
+    assert ablations.ABLATIONS['wrm_cost']['exact'] == {}
+    assert ablations.ABLATIONS['wrm_cost']['subset4-k10'] == {
+        'model.wrm_text_classes': 4, 'model.wrm_text_refresh': 10}
     assert ablations.ABLATIONS['lambda']['lambda0.5'] == {
         'model.loss.wrm_weight': 0.5}
     assert list(ablations.ABLATIONS['lambda']) == [
@@ -71,7 +75,7 @@ def test_tool_options_become_settings(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('argv, message', [
     (['dropout'], "unknown ablation 'dropout'; choose from ['inference', "
-     "'lambda', 'losses', 'normalization', 'prompts']."),
+     "'lambda', 'losses', 'normalization', 'prompts', 'wrm_cost']."),
     (['lambda', '--variants', 'lambda3'],
      "ablation 'lambda' has no variant(s) ['lambda3']; choose from "
      "['lambda0', 'lambda0.5', 'lambda1', 'lambda2', 'lambda4']."),

@@ -48,6 +48,18 @@ ABLATIONS: Dict[str, Dict[str, Dict[str, Any]]] = {
     # λ swept
     'lambda': {f'lambda{lam:g}': {'model.loss.wrm_weight': float(lam)}
                for lam in (0, 0.5, 1, 2, 4)},
+    # the cheaper L_WRM text paths against the exact one (drm_mm's
+    # DRMClassifier options wrm_text_grad / wrm_text_refresh /
+    # wrm_text_classes); the toy has 8 classes, so a subset of 4 is 2 top
+    # classes plus 2 drawn from the other 6
+    'wrm_cost': {
+        'exact': {},
+        'nograd': {'model.wrm_text_grad': False},
+        'nograd-k10': {'model.wrm_text_grad': False,
+                       'model.wrm_text_refresh': 10},
+        'subset4-k10': {'model.wrm_text_classes': 4,
+                        'model.wrm_text_refresh': 10},
+    },
 }
 #: β of the inference ablation's mixtures (0: cd only, 1: df only).
 INFERENCE_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
