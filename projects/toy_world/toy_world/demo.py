@@ -62,7 +62,8 @@ RESULT_VERSION = 1
 WORLD_KINDS: Tuple[str, ...] = ('premise', 'control')
 #: Pretraining steps of the premise world's CLIP (as the control's). 1000
 #: steps were tried for a weaker zero-shot model; FLYP's OOD fell with it
-#: (see the toy project's README), so the knob stayed.
+#: (top README, "How the premise world's knobs were chosen"), so the knob
+#: stayed; rarer class names made the weak zero-shot model instead.
 PREMISE_PRETRAIN_STEPS = 2100
 
 
