@@ -70,8 +70,9 @@ class ClassConsistencyHook(Hook):
     with the model's (see :func:`class_mismatch`): a model of another
     dataset would otherwise train silently on wrong labels.
 
-    ``DRMRunner`` and ``DRMFlexibleRunner`` always add it. Skipped for a model without
-    ``classnames`` or a dataset without ``metainfo['classes']``.
+    ``DRMRunner`` and ``DRMFlexibleRunner`` always add it. Skipped for a
+    model without ``classnames`` or a dataset without
+    ``metainfo['classes']``.
     """
 
     priority = 'VERY_HIGH'  # before the soft-label pass
