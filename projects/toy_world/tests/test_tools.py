@@ -104,6 +104,31 @@ def test_run_demo_options_become_demo_settings(tmp_path, monkeypatch):
     assert not (work / 'runs').exists()  # --force: runs redone
 
 
+def test_run_demo_validation_reads_the_validation_splits(tmp_path,
+                                                         monkeypatch):
+    seen = []
+    monkeypatch.setattr(demo, 'run_demo', seen.append)
+    _run('run_demo', ['--validation', '--methods', 'flyp', '--seeds', '0'],
+         monkeypatch)
+    [settings] = seen
+    assert settings.validation and settings.methods == ('flyp', )
+    assert settings.work_dir == demo.DemoSettings().work_dir + '_validation'
+    # the ID / OOD roles read id_val / val, and the table says so
+    cfg = demo.build_config(demo.CONFIG_DIR / demo.METHOD_CONFIGS['flyp'],
+                            tmp_path / 'w.pth', tmp_path / 'world',
+                            tmp_path / 'run', validation=True)
+    assert cfg.test_dataloader['id_test']['dataset']['split'] == 'id_val'
+    assert cfg.test_dataloader['test']['dataset']['split'] == 'val'
+    plain = demo.build_config(demo.CONFIG_DIR / demo.METHOD_CONFIGS['flyp'],
+                              tmp_path / 'w.pth', tmp_path / 'world',
+                              tmp_path / 'run')
+    assert plain.test_dataloader['test']['dataset']['split'] == 'test'
+    summary = dict(settings=dict(seeds=[0], validation=True), rows=[])
+    assert demo.eval_splits(summary) == ('id_val', 'val')
+    assert 'ID = id_val, OOD = val' in demo.format_table(dict(
+        summary, runs=[], curves=[], zero_shot={}))
+
+
 def test_run_demo_bad_value_is_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         _run('run_demo', ['--work-dir', str(tmp_path), '--alphas', '0',

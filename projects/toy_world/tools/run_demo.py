@@ -57,6 +57,10 @@ def parse_args() -> argparse.Namespace:
                         help='results.json of an earlier study whose FLYP '
                         'WiSE-FT curve is the reference when --methods has '
                         'no flyp')
+    parser.add_argument('--validation', action='store_true',
+                        help='read id_val / val instead of id_test / test '
+                        '(for choosing world knobs without the OOD test '
+                        'split; default work dir gets _validation)')
     parser.add_argument('--force', action='store_true',
                         help='redo the fine-tuning runs (the world and the '
                         'pretrained CLIP stay cached)')
@@ -68,10 +72,12 @@ def main() -> None:
     import torch
     torch.set_num_threads(args.threads)
     work_dir = args.work_dir or DemoSettings().work_dir + (
-        '_control' if args.world == 'control' else '')
+        '_control' if args.world == 'control' else '') + (
+        '_validation' if args.validation else '')
     settings = study_settings(
         args, methods=tuple(args.methods), work_dir=work_dir,
-        reference=args.reference, world_kind=args.world)
+        reference=args.reference, world_kind=args.world,
+        validation=args.validation)
     if args.force:
         shutil.rmtree(os.path.join(work_dir, 'runs'), ignore_errors=True)
     from projects.toy_world.toy_world.demo import run_demo

@@ -54,6 +54,8 @@ HEADS: Tuple[str, ...] = ('df', 'cd', 'mixture')
 METHOD_HEAD = {'zeroshot': 'df', 'flyp': 'df', 'ce': 'df',
                'drm': 'mixture'}
 ID_SET, OOD_SET = 'id_test', 'test'
+#: The splits the ID / OOD roles read with ``DemoSettings.validation``.
+VALIDATION_SPLITS: Dict[str, str] = {ID_SET: 'id_val', OOD_SET: 'val'}
 METRICS: Tuple[str, ...] = ('acc', 'macro_f1')
 # Bump when this module changes what a cached run result holds.
 RESULT_VERSION = 1
@@ -108,6 +110,12 @@ class DemoSettings:
         betas: extra β mixtures evaluated on every run and WiSE-FT point
             from the same forward (heads ``beta<β>``, e.g. ``beta0.25``;
             the inference ablation).
+        validation: evaluate on the validation splits (ID = ``id_val``,
+            OOD = ``val``, unseen locations of their own) instead of
+            ``id_test`` / ``test``: for choosing the world's knobs without
+            reading the OOD test split. Results keep the role keys
+            (``id_test/acc`` holds ``id_val``'s); the table says which
+            splits were read.
     """
     methods: Tuple[str, ...] = ('flyp', 'ce', 'drm')
     seeds: Tuple[int, ...] = (0, 1, 2)
@@ -124,6 +132,7 @@ class DemoSettings:
     cfg_options: Dict[str, Any] = field(default_factory=dict)
     reference: Optional[str] = None
     betas: Tuple[float, ...] = ()
+    validation: bool = False
 
     def __post_init__(self) -> None:
         if self.world_kind not in WORLD_KINDS:
@@ -179,9 +188,12 @@ def build_config(config: PathLike, weights: PathLike, data_root: PathLike,
                  work_dir: PathLike, seed: int = 0,
                  epochs: Optional[int] = None, lr: Optional[float] = None,
                  classes: Optional[Sequence[str]] = None,
-                 cfg_options: Optional[Mapping[str, Any]] = None):
+                 cfg_options: Optional[Mapping[str, Any]] = None,
+                 validation: bool = False):
     """A toy config with the study's data, weights, classes, seed and
-    budget; no validation during training (the study evaluates after)."""
+    budget; no validation during training (the study evaluates after).
+    ``validation``: the ID / OOD test sets read ``id_val`` / ``val``
+    (:attr:`DemoSettings.validation`)."""
     from tools.tool_utils import load_config, set_dataloader_defaults
     cfg = load_config(str(config))
     cfg.model.clip.pretrained = str(weights)
@@ -193,6 +205,9 @@ def build_config(config: PathLike, weights: PathLike, data_root: PathLike,
         cfg.model.classnames = list(classes)
     for loader in ('train_dataloader', 'test_dataloader'):
         _set_data_root(cfg.get(loader), str(data_root))
+    if validation:
+        for role, split in VALIDATION_SPLITS.items():
+            cfg.test_dataloader[role]['dataset']['split'] = split
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.train_cfg.val_interval = 10**9
     if epochs is not None:
@@ -386,7 +401,7 @@ def finetune_run(method: str, seed: int, settings: DemoSettings,
     cfg = build_config(CONFIG_DIR / METHOD_CONFIGS[method], weights,
                        settings.world_root, run_dir, seed, settings.epochs,
                        settings.lr, settings.world.classes,
-                       settings.cfg_options)
+                       settings.cfg_options, settings.validation)
     key = _fingerprint(dict(config=config_fingerprint(cfg),
                             world=settings.world.hash(),
                             weights=file_digest(weights),
@@ -467,7 +482,8 @@ def run_demo(settings: DemoSettings = DemoSettings(),
     zs_cfg = build_config(CONFIG_DIR / ZERO_SHOT_CONFIG, pre.path,
                           settings.world_root, work_dir / 'zeroshot',
                           classes=settings.world.classes,
-                          cfg_options=zero_shot_options(settings.cfg_options))
+                          cfg_options=zero_shot_options(settings.cfg_options),
+                          validation=settings.validation)
     zs_model = build_in_scope(MODELS, zs_cfg.model)
     zs_model.eval()
     zero_shot_state = model_state_dict(zs_model)
@@ -571,12 +587,20 @@ def _label(method: str, head: str) -> str:
     return title
 
 
+def eval_splits(summary: Mapping[str, Any]) -> Tuple[str, str]:
+    """The splits a study's ID / OOD results were read on."""
+    if summary['settings'].get('validation'):
+        return VALIDATION_SPLITS[ID_SET], VALIDATION_SPLITS[OOD_SET]
+    return ID_SET, OOD_SET
+
+
 def format_table(summary: Mapping[str, Any]) -> str:
     """The results as a Markdown table (percent, mean ± std over seeds)."""
     seeds = summary['settings']['seeds']
+    id_split, ood_split = eval_splits(summary)
     lines = [
-        f'Toy world, {len(seeds)} seeds (mean ± std); ID = {ID_SET}, '
-        f'OOD = {OOD_SET} (unseen locations); IWildCamMetric, percent.',
+        f'Toy world, {len(seeds)} seeds (mean ± std); ID = {id_split}, '
+        f'OOD = {ood_split} (unseen locations); IWildCamMetric, percent.',
         '',
         '| model | ID acc | ID macro-F1 | OOD acc | OOD macro-F1 |',
         '|---|---|---|---|---|',
@@ -729,8 +753,9 @@ def id_vs_ood_figure(summary: Mapping[str, Any], metric: str = 'acc'):
                     100 * zs[f'{head}/{OOD_SET}/{metric}'], marker,
                     color='black', markersize=11,
                     label=f'zero-shot ({head})')
-    ax.set_xlabel(f'ID {metric} (%, {ID_SET})')
-    ax.set_ylabel(f'OOD {metric} (%, {OOD_SET})')
+    id_split, ood_split = eval_splits(summary)
+    ax.set_xlabel(f'ID {metric} (%, {id_split})')
+    ax.set_ylabel(f'OOD {metric} (%, {ood_split})')
     ax.set_title('Toy world: fine-tuned models and their WiSE-FT curves')
     ax.text(0.01, 0.01, f'markers: fine-tuned (alpha = 1), bars: ±1 std '
             f'over {n_seeds} seed(s); lines: WiSE-FT, mean over seeds',
