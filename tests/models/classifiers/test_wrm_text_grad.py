@@ -64,8 +64,9 @@ def test_the_same_loss_values_as_the_exact_path():
                                                   abs=1e-6)
 
 
-def test_cd_prototypes_are_re_encoded_every_refresh_steps(monkeypatch):
-    model = make_model(wrm_text_grad=False, wrm_text_refresh=3)
+def encodes_over_seven_steps(model, monkeypatch, backward=False):
+    """The prompt sets ``model`` encodes without gradient (its no-grad
+    cache) over 7 training steps."""
     calls = []
     inner = model.text.encode
 
@@ -75,7 +76,15 @@ def test_cd_prototypes_are_re_encoded_every_refresh_steps(monkeypatch):
 
     monkeypatch.setattr(model.text, 'encode', counted)
     for _ in range(7):
-        model.loss(*batch())
+        losses = model.loss(*batch())
+        if backward:
+            losses['loss_wrm'].backward()
+    return calls
+
+
+def test_cd_prototypes_are_re_encoded_every_refresh_steps(monkeypatch):
+    model = make_model(wrm_text_grad=False, wrm_text_refresh=3)
+    calls = encodes_over_seven_steps(model, monkeypatch)
     assert calls == ['cd'] * 3  # steps 1, 4 and 7
 
 
@@ -203,16 +212,7 @@ def test_the_subset_loss_value_is_the_exact_one():
 
 def test_subset_cache_is_re_encoded_every_refresh_steps(monkeypatch):
     model = make_six(wrm_text_classes=2, wrm_text_refresh=3)
-    calls = []
-    inner = model.text.encode
-
-    def counted(clip, name):
-        calls.append(name)
-        return inner(clip, name)
-
-    monkeypatch.setattr(model.text, 'encode', counted)
-    for _ in range(7):
-        model.loss(*batch())['loss_wrm'].backward()
+    calls = encodes_over_seven_steps(model, monkeypatch, backward=True)
     assert calls == ['cd'] * 3  # steps 1, 4 and 7
 
 
