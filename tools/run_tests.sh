@@ -10,6 +10,9 @@ export HF_HUB_OFFLINE=1
 # glibc's per-thread malloc arenas fragment when many CLIP models are built
 # in one process (the config tests); two arenas keep the RSS flat.
 export MALLOC_ARENA_MAX=2
+# Float results differ in the last bits between CPU kinds (AVX-512 or not):
+# say which one ran the suite.
+echo "[run_tests] CPU: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//') ($(nproc) cores)"
 start=$(date +%s)
 set +e
 "$ROOT/.venv/bin/python" -m pytest tests projects -p no:cacheprovider "$@"
