@@ -1,0 +1,108 @@
+"""``CARFTLoss``: CAR-FT's context regulariser (Mao et al., Context-Aware
+Robust Fine-Tuning, IJCV 2023; docs/baselines.md).
+
+A context prompt is a template ("a sketch of a {c}.", "a photo of the
+large {c}." ...) with its class left open; its weight is the mean over the
+classes of the template's normalised text embeddings. The context
+distribution of an image is the zero-shot softmax over the K context
+weights; CAR-FT keeps the fine-tuned image encoder's context distribution
+close to the frozen pre-trained one's:
+
+    L_ctx = E_x KL( p_0(· | x) ‖ p_θ(· | x) ),
+    p(k | x) = softmax_k( s · cos(f(x), w_k) )
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drm_mm.registry import MODELS
+from .l2sp_loss import check_weight
+
+
+def context_weights(template_features: torch.Tensor) -> torch.Tensor:
+    """The K context prompt weights ``(K, D)`` from the text embeddings
+    ``(K, C, D)`` of K templates filled with each of the C class names:
+    per template, the mean of its normalised class embeddings,
+    renormalised (a class-agnostic "a [CONTEXT] of [CLASS]")."""
+    if template_features.dim() != 3:
+        raise ValueError(f'context_weights: expected (templates, classes, '
+                         f'dim) text embeddings, got '
+                         f'{tuple(template_features.shape)}.')
+    mean = F.normalize(template_features.float(), dim=-1).mean(dim=1)
+    return F.normalize(mean, dim=-1)
+
+
+def context_log_probs(image_features: torch.Tensor,
+                      context_features: torch.Tensor,
+                      logit_scale: torch.Tensor) -> torch.Tensor:
+    """``log p(k | x)`` ``(N, K)``: log-softmax over the contexts of the
+    scaled cosine similarities (float32)."""
+    image = F.normalize(image_features.float(), dim=-1)
+    context = F.normalize(context_features.float(), dim=-1)
+    return F.log_softmax(logit_scale * image @ context.t(), dim=-1)
+
+
+@MODELS.register_module()
+class CARFTLoss(nn.Module):
+    """CAR-FT: KL divergence between the context distributions of the
+    frozen pre-trained and of the fine-tuned image encoder.
+
+    ``forward(image_features, teacher_image_features, context_text_features,
+    logit_scale)`` returns
+
+        loss_weight · 1/N Σ_x Σ_k p_0(k|x) · (log p_0(k|x) − log p_θ(k|x))
+
+    with ``p(k|x) = softmax_k(s · cos(f(x), w_k))``: the teacher's
+    distribution is the target (KL(p_0 ‖ p_θ), the distillation direction).
+    Features are L2-normalised here; the teacher features, the context
+    weights and the scale are detached, so the gradient reaches the
+    fine-tuned image features only.
+
+    Args:
+        loss_weight (float): the weight of L_ctx added to the fine-tuning
+            loss. Defaults to 1.0 (docs/baselines.md gives the source and
+            the other values the paper reports).
+    """
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = check_weight('CARFTLoss', 'loss_weight',
+                                        loss_weight)
+
+    def forward(self, image_features: torch.Tensor,
+                teacher_image_features: torch.Tensor,
+                context_text_features: torch.Tensor,
+                logit_scale) -> torch.Tensor:
+        """The weighted KL, a float32 scalar.
+
+        Args:
+            image_features (Tensor): ``(N, D)`` of the fine-tuned encoder.
+            teacher_image_features (Tensor): ``(N, D)`` of the frozen
+                pre-trained encoder on the same images.
+            context_text_features (Tensor): ``(K, D)`` context prompt
+                weights (:func:`context_weights`), from the frozen
+                pre-trained text encoder.
+            logit_scale (Tensor | float): ``s = exp(logit_scale)`` of the
+                pre-trained CLIP (100 for OpenAI's), used for both.
+        """
+        if image_features.shape != teacher_image_features.shape:
+            raise ValueError(f'CARFTLoss: image_features '
+                             f'{tuple(image_features.shape)} and '
+                             f'teacher_image_features '
+                             f'{tuple(teacher_image_features.shape)} differ; '
+                             'give both encoders the same images.')
+        if context_text_features.dim() != 2 or \
+                context_text_features.size(1) != image_features.size(-1):
+            raise ValueError(f'CARFTLoss: context_text_features must be '
+                             f'(K, {image_features.size(-1)}), got '
+                             f'{tuple(context_text_features.shape)}.')
+        scale = torch.as_tensor(logit_scale, dtype=torch.float32,
+                                device=image_features.device).detach()
+        context = context_text_features.detach()
+        log_p_student = context_log_probs(image_features, context, scale)
+        with torch.no_grad():
+            log_p_teacher = context_log_probs(teacher_image_features,
+                                              context, scale)
+        kl = F.kl_div(log_p_student, log_p_teacher, reduction='batchmean',
+                      log_target=True)
+        return self.loss_weight * kl
