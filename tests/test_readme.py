@@ -130,14 +130,19 @@ def test_inference_examples_run(tmp_path):
 
 
 def readme_commands():
-    """Every shell command of the README's ``bash`` blocks, one string each
-    (continuation lines joined, trailing comments dropped)."""
+    """Every shell command of the README, one string each: the lines of its
+    ``bash`` blocks (continuation lines joined, trailing comments dropped)
+    and the inline code in its prose that starts with a program."""
     commands = []
     for block in blocks(readme(), 'bash'):
         for line in block.replace('\\\n', ' ').splitlines():
             line = re.sub(r'\s+#.*$', '', line).strip()
             if line and not line.startswith('#'):
                 commands.append(' '.join(line.split()))
+    prose = re.sub(r'```.*?```', '', readme(), flags=re.S)
+    commands += [' '.join(span.split())
+                 for span in re.findall(r'`([^`]+)`', prose)
+                 if re.match(r'(python|bash|pip|torchrun) ', span)]
     return commands
 
 
