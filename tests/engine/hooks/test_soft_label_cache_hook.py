@@ -302,7 +302,8 @@ def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
     host = socket.gethostname()
     stale = [f'soft_labels_0a.pt.tmp{dead.pid}',
              f'soft_labels_0b.pt.tmp{dead.pid}.{host}',
-             f'soft_labels_0e.npy.tmp{dead.pid}.{host}']
+             f'soft_labels_0e.npy.tmp{dead.pid}.{host}',
+             f'soft_labels_0f.npy.json.tmp{dead.pid}.{host}']
     kept = [f'soft_labels_0c.pt.tmp{os.getppid()}.{host}',  # alive
             f'soft_labels_0d.pt.tmp{dead.pid}.other-host',  # not ours
             'notes.txt']
