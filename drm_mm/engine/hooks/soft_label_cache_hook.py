@@ -77,7 +77,6 @@ class SoftLabelCacheHook(Hook):
         self.last_path: Optional[str] = None
         self._component: Any = None
 
-    # -------------------------------------------------------------- hooks
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
@@ -101,7 +100,6 @@ class SoftLabelCacheHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         self.before_train_epoch(runner)
 
-    # -------------------------------------------------------------- work
     def load_or_compute(self, model: Any, dataset: Any,
                         pipeline: Optional[List[dict]], cache_dir: str,
                         logger: Any = None) -> Any:
@@ -165,11 +163,11 @@ class SoftLabelCacheHook(Hook):
         """The pass into a dense table (written by rank 0) or into the
         memmap file (rank 0 creates and commits it, every rank writes)."""
         main = mm_dist.is_main_process()
-        self.num_computed += 1
-        self.last_source = 'computed'
         if cache.dense:
             table = self.compute(component, preprocessor, dataset,
                                  pipeline).to(self.dtype)
+            self.num_computed += 1
+            self.last_source = 'computed'
             if main:
                 cache.save_dense(table, logger)
             mm_dist.barrier()
@@ -188,6 +186,7 @@ class SoftLabelCacheHook(Hook):
             if main:
                 cache.discard(tmp[0])
             raise
+        self.num_computed, self.last_source = self.num_computed + 1, 'computed'
         return cache.load(logger)
 
 
