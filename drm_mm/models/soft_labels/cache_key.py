@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
+from mmengine.utils import ProgressBar
 
 #: Bumped when the key or the file layout changes (old files are ignored).
 CACHE_VERSION = 3
@@ -35,6 +36,8 @@ _DATASET_ATTRS = ('data_root', 'split', 'ann_file', 'metadata_file',
 #: Threads that read and hash image files (I/O bound; hashlib releases the
 #: GIL on large buffers).
 HASH_THREADS = 8
+#: From this many image files on, hashing them shows a progress bar.
+PROGRESS_FILES = 10000
 
 
 def digest(obj: Any) -> str:
@@ -91,9 +94,9 @@ def _file_digest(path: str) -> str:
 
 def image_digest(dataset: Any) -> str:
     """Digest of every sample's image: the bytes of each file a data info
-    names under a ``*path`` key (read by :data:`HASH_THREADS` threads) and
-    the bytes of in-memory arrays. A missing file counts as ``None`` (the
-    pass reports it)."""
+    names under a ``*path`` key (read by :data:`HASH_THREADS` threads, with
+    a progress bar for large sets) and the bytes of in-memory arrays. A
+    missing file counts as ``None`` (the pass reports it)."""
     entries: List[tuple] = []
     for i in range(len(dataset)):
         for key, value in sorted(dataset.get_data_info(i).items(),
@@ -105,8 +108,15 @@ def image_digest(dataset: Any) -> str:
                     value, (str, os.PathLike)) and osp.isfile(value)
                                 else None))
     files = [e[2] for e in entries if isinstance(e[2], (str, os.PathLike))]
+    bar = ProgressBar(len(files)) if len(files) >= PROGRESS_FILES else None
+    digests = {}
     with ThreadPoolExecutor(HASH_THREADS) as pool:
-        digests = dict(zip(files, pool.map(_file_digest, files)))
+        for path, value in zip(files, pool.map(_file_digest, files)):
+            digests[path] = value
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.file.write('\n')
     hasher = hashlib.sha256()
     for i, key, value in entries:
         if isinstance(value, np.ndarray):
