@@ -35,7 +35,7 @@ model = dict(
         std=[68.5005327, 66.6321579, 70.32316305], to_rgb=True),
 )
 
-# p_c once, with the test pipeline (default: the test_dataloader's).
+# p_c once, with the test pipeline (default: the ID validation set's).
 custom_hooks = [dict(type='drm_mm.SoftLabelCacheHook', batch_size=32)]
 
 train_pipeline = [

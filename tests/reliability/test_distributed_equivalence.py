@@ -184,9 +184,10 @@ def test_memmap_float16_table_two_ranks_equal_dense_float32(
     assert code == 0, H.tail(out)
     assert 'Distributed training: True' in out
     dense = list((one.parent / '.soft_label_cache').glob('soft_labels_*'))
-    mapped = list((two.parent / '.soft_label_cache').glob('soft_labels_*'))
+    mapped = sorted((two.parent / '.soft_label_cache').glob('soft_labels_*'))
     assert [p.suffix for p in dense] == ['.pt']
-    assert [p.suffix for p in mapped] == ['.npy']  # one file, no tmp left
+    # one file and its stored key and hash, no tmp left
+    assert [''.join(p.suffixes) for p in mapped] == ['.npy', '.npy.json']
     import numpy as np
     table = torch.load(dense[0], weights_only=True)['soft_labels']
     half = torch.from_numpy(np.load(mapped[0]))

@@ -3,13 +3,10 @@ from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .class_consistency_hook import (ClassConsistencyHook,
                                      ClassMismatchError, class_mismatch)
 from .divergence_guard_hook import DivergenceError, DivergenceGuardHook
-from .soft_label_cache_hook import (SoftLabelCacheHook, dataset_fingerprint,
-                                    find_pipeline, image_stamps,
-                                    preprocessor_fingerprint)
+from .soft_label_cache_hook import SoftLabelCacheHook
 
 __all__ = [
     'AtomicCheckpointHook', 'ClassConsistencyHook', 'ClassMismatchError',
     'class_mismatch', 'DivergenceError', 'DivergenceGuardHook',
-    'SoftLabelCacheHook', 'dataset_fingerprint', 'find_pipeline',
-    'image_stamps', 'preprocessor_fingerprint'
+    'SoftLabelCacheHook'
 ]

@@ -1,5 +1,8 @@
 """Core-based soft labels: the registered component that owns the teacher
-and the table, and the pure normalisation functions."""
+and the table, the pure normalisation functions, and the parts of the
+soft-label pass that ``SoftLabelCacheHook`` calls (:mod:`.cache_key`,
+:mod:`.table_cache`, :mod:`.table_storage`, :mod:`.sharded_pass`,
+:mod:`.pipeline_view`)."""
 from .core_soft_labels import (CoreSoftLabels, table_problem,
                                weights_digest)
 from .normalization import (DEFAULT_TAU, NORMALIZATIONS, affinities,

@@ -4,13 +4,17 @@ p_c(y|x) comes from the frozen *pre-trained* CLIP (the teacher): its image
 embedding's affinities to the concept-description prototypes of every
 class, normalised per image (:mod:`.normalization`). The component owns the
 teacher and, with ``source='cache'``, the table ``p_c[sample_idx]`` of the
-training set, which it receives through :meth:`CoreSoftLabels.fill_table`
-(called by ``SoftLabelCacheHook``, which stores it on disk).
+training set, which ``SoftLabelCacheHook`` fills: it calls
+:meth:`~CoreSoftLabels.start_pass` (teacher and cache-key fingerprint),
+runs the pass with :meth:`~CoreSoftLabels.pass_labels` and
+:meth:`~CoreSoftLabels.finish_shard` (or loads the stored table), installs
+it with :meth:`~CoreSoftLabels.set_table` and calls
+:meth:`~CoreSoftLabels.end_pass`.
 """
 import copy
 import hashlib
 import math
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine import dist as mm_dist
@@ -23,7 +27,8 @@ from ..clip.open_clip_model import OpenCLIP
 from .normalization import (TABLE_ONLY, affinities, check_normalization,
                             class_bounds, class_minmax_soft_labels,
                             default_tau, soft_labels_from_affinities)
-from .table_storage import check_storage, chunked_problem, lookup
+from .table_storage import (check_storage, chunked_problem, file_change,
+                            lookup)
 
 SOURCES = ('cache', 'online')
 #: OpenCLIP config keys that do not change the teacher's outputs.
@@ -31,10 +36,6 @@ _IGNORED_CLIP_KEYS = ('type', 'frozen', 'grad_checkpointing', 'cache_dir',
                       'init_cfg')
 #: How far a row of a stored table may sum from 1 (float16 storage).
 ROW_SUM_TOLERANCE = 1e-2
-
-#: ``make_table(fingerprint, label_fn[, finalize]) -> table`` (see
-#: fill_table).
-TableMaker = Callable[..., torch.Tensor]
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -72,7 +73,7 @@ class CoreSoftLabels(BaseModule):
 
     Args:
         source: ``'cache'``: a table over the training set, filled before
-            training through :meth:`fill_table` (``SoftLabelCacheHook``) and
+            training by ``SoftLabelCacheHook`` (see the module doc) and
             looked up by ``sample_idx``; ``'online'``: the teacher runs on
             every training batch.
         normalization: ``'minmax'`` / ``'softmax'`` / ``'none'`` /
@@ -137,6 +138,7 @@ class CoreSoftLabels(BaseModule):
         # The teacher sits in a list so that it is no submodule: not in the
         # state dict, the optimizer, DDP's parameters or model.to().
         self._kept_teacher: List[OpenCLIP] = []
+        self._pass_teacher: List[OpenCLIP] = []
         self._teacher_cd: Optional[torch.Tensor] = None
 
     def init_weights(self) -> None:
@@ -165,7 +167,8 @@ class CoreSoftLabels(BaseModule):
 
     @property
     def needs_table(self) -> bool:
-        """Whether training looks p_c up in a table (fill_table first)."""
+        """Whether training looks p_c up in a table (filled by the
+        soft-label pass first)."""
         return self.active and self.source == 'cache'
 
     # ------------------------------------------------------------ teacher
@@ -189,7 +192,8 @@ class CoreSoftLabels(BaseModule):
         if self.normalization in TABLE_ONLY:
             raise ValueError(f'soft_labels.normalization='
                              f'{self.normalization!r} is computed over the '
-                             f'whole table (fill_table), not per batch.')
+                             f'whole table (the soft-label pass), not per '
+                             f'batch.')
         return soft_labels_from_affinities(
             self.teacher_affinities(teacher, inputs), self.normalization,
             self.tau, logit_scale=float(teacher.training_logit_scale))
@@ -228,31 +232,54 @@ class CoreSoftLabels(BaseModule):
             tau=self.tau,
             num_classes=len(self._cd_prompts or []))
 
-    def fill_table(self, make_table: TableMaker) -> Optional[torch.Tensor]:
-        """Install the p_c table of the training set and return it (None
-        when training needs none): ``make_table(fingerprint, label_fn)``
-        loads it from a store keyed by ``fingerprint`` or runs ``label_fn``
-        (preprocessed images -> p_c) over the data. For ``'minmax_class'``
-        ``label_fn`` gives raw affinities and a third argument, ``finalize``
-        (:meth:`class_normalize`), turns each rank's rows into p_c before
-        they are gathered."""
-        if not self.needs_table:
-            return None
+    # ------------------------------------------------------------ the pass
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (columns of the table)."""
+        return len(self._cd_prompts or [])
+
+    def start_pass(self) -> Dict[str, object]:
+        """Build the teacher for a pass over the training set (kept until
+        :meth:`end_pass`); returns its :meth:`fingerprint`, the component's
+        part of the table's cache key."""
         teacher = self.build_teacher()
+        self._pass_teacher = [teacher]
         self._teacher_cd = None
-        if self.normalization in TABLE_ONLY:  # raw affinities, then scaled
-            table = make_table(
-                self.fingerprint(teacher),
-                lambda inputs: self.teacher_affinities(teacher, inputs),
-                self.class_normalize)
-        else:
-            table = make_table(
-                self.fingerprint(teacher),
-                lambda inputs: self.teacher_probs(teacher, inputs))
+        return self.fingerprint(teacher)
+
+    def pass_labels(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Rows of the table for preprocessed images: p_c, or the raw
+        affinities of a normalisation over the whole set (finished by
+        :meth:`finish_shard`)."""
+        teacher = self._pass_teacher[0]
+        if self.normalization in TABLE_ONLY:
+            return self.teacher_affinities(teacher, inputs)
+        return self.teacher_probs(teacher, inputs)
+
+    def finish_shard(self, shard: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of the pass as p_c (called on every rank; for
+        ``'minmax_class'`` the ranks agree on each class's min / max)."""
+        if self.normalization in TABLE_ONLY:
+            return self.class_normalize(shard)
+        return shard
+
+    def end_pass(self) -> None:
+        """Release the teacher of the pass (its device memory)."""
+        for teacher in self._pass_teacher:
+            teacher.cpu()
+        self._pass_teacher = []
         self._teacher_cd = None
-        teacher.cpu()  # the pass is over: free the device memory
-        self.set_table(table)
-        return self.table
+
+    def check_table(self) -> None:
+        """Raise if the file of a mapped table changed since it was
+        checked (another job rewrote it): training would read other
+        targets."""
+        change = file_change(self.table)
+        if change is not None:
+            raise RuntimeError(f'CoreSoftLabels: the soft-label table '
+                               f'{change}; the targets would change mid-'
+                               f'run. Give each run its own '
+                               f'SoftLabelCacheHook.cache_dir and restart.')
 
     def set_table(self, table) -> None:
         """Install ``(num_train_samples, C)`` p_c (None: remove): a tensor

@@ -9,6 +9,11 @@ Top-k rows keep the k largest p_c values *renormalised to sum to 1* (the
 WRM target stays a distribution; the mass dropped is stored per row as
 ``rest`` and its mean is logged). Files are written by the sharded pass of
 ``SoftLabelCacheHook`` through the functions here.
+
+A mapped file is read for the whole run, so each mapped table remembers
+the identity of its file (device, inode, size, mtime, ctime) and
+:func:`file_change` tells whether the file was rewritten since: another
+job writing into it would otherwise change the training targets live.
 """
 import os
 from typing import Optional, Tuple
@@ -80,6 +85,29 @@ def write_rows(path: str, start: int, probs: torch.Tensor,
     del array
 
 
+def file_identity(path: str) -> Tuple[int, ...]:
+    """What changes when a file is rewritten, in place or by a rename:
+    device, inode, size, mtime and ctime (ns; ctime cannot be set back)."""
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+            stat.st_ctime_ns)
+
+
+def file_change(table) -> Optional[str]:
+    """Why the file of a mapped table is no longer the one mapped (None if
+    unchanged, or for an in-memory tensor)."""
+    path = getattr(table, 'path', None)
+    if path is None:
+        return None
+    try:
+        identity = file_identity(path)
+    except OSError as err:
+        return f'{path} is gone ({err.strerror})'
+    if identity != table.identity:
+        return f'{path} was rewritten after it was checked'
+    return None
+
+
 class TopKTable:
     """Sparse p_c: per row the k largest values (renormalised) and their
     class indices; lookups give dense float32 rows."""
@@ -91,6 +119,9 @@ class TopKTable:
         #: Set by whoever checked every row (the cache hook, on rank 0):
         #: installing it then checks only the shape.
         self.validated = False
+        #: The mapped file and its :func:`file_identity` (see open_table).
+        self.path: Optional[str] = None
+        self.identity: Optional[Tuple[int, ...]] = None
 
     @property
     def shape(self) -> Tuple[int, int]:
@@ -129,6 +160,9 @@ class MemmapTable:
         self.array = array
         #: see TopKTable.validated
         self.validated = False
+        #: see TopKTable.path / identity
+        self.path: Optional[str] = None
+        self.identity: Optional[Tuple[int, ...]] = None
 
     @property
     def shape(self) -> Tuple[int, int]:
@@ -150,13 +184,20 @@ class MemmapTable:
             self.array[index.numpy()])).to(device).float()
 
 
-def open_table(path: str, num_classes: int):
+def open_table(path: str, num_classes: int,
+               identity: Optional[Tuple[int, ...]] = None):
     """The table of a file, mapped read-only (a MemmapTable or a
-    TopKTable)."""
+    TopKTable). ``identity``: the :func:`file_identity` the file had when
+    its contents were checked; a file that changed since is refused."""
     array = np.load(path, mmap_mode='r', allow_pickle=False)
-    if array.dtype.names:
-        return TopKTable(array, num_classes)
-    return MemmapTable(array)
+    table = (TopKTable(array, num_classes) if array.dtype.names else
+             MemmapTable(array))
+    table.path, table.identity = path, file_identity(path)
+    if identity is not None and tuple(identity) != table.identity:
+        raise RuntimeError(f'soft labels: {path} was rewritten after it was '
+                           f'checked; another job writes into the cache '
+                           f'folder: give this run its own cache_dir.')
+    return table
 
 
 def lookup(table, index: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -183,6 +224,11 @@ def chunked_problem(table, num_classes: int, problem_fn) -> Optional[str]:
                                or index.max() >= num_classes):
                 return (f'class indices outside [0, {num_classes}) in '
                         f'rows {start}..{start + len(chunk) - 1}')
+            # a row names min(k, C) distinct classes (k > C: zero padding)
+            ordered = np.sort(index[:, :min(table.k, num_classes)], axis=1)
+            if ordered.size and (ordered[:, 1:] == ordered[:, :-1]).any():
+                return (f'duplicate class indices in a row (rows '
+                        f'{start}..{start + len(chunk) - 1})')
             rest = np.asarray(chunk['rest'], dtype=np.float64)
             if rest.size and not (np.isfinite(rest).all() and
                                   rest.min() >= 0 and rest.max() <= 1):

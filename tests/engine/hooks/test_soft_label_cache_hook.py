@@ -1,6 +1,7 @@
 """SoftLabelCacheHook: computes p_c once with the test pipeline, reuses the
 file on the next run, recomputes when what determines p_c changes, and
 shards the pass across ranks."""
+import logging
 import os
 import socket
 import subprocess
@@ -17,8 +18,8 @@ from mmengine.dataset import BaseDataset, Compose, pseudo_collate
 from mmengine.logging import MMLogger
 from PIL import Image
 
-from drm_mm.engine.hooks.soft_label_cache_hook import (SoftLabelCacheHook,
-                                                       find_pipeline)
+from drm_mm.engine.hooks.soft_label_cache_hook import SoftLabelCacheHook
+from drm_mm.engine.soft_label_pipeline import soft_label_pipeline
 from drm_mm.models.classifiers.drm_classifier import DRMClassifier
 from drm_mm.registry import TRANSFORMS
 
@@ -168,23 +169,25 @@ def test_missing_pipeline_is_a_clear_error(tmp_path):
     runner.cfg = Config(dict())
     with pytest.raises(ValueError, match='pipeline='):
         SoftLabelCacheHook().before_train(runner)
-    assert find_pipeline(Config(dict(val_dataloader=dict(dataset=dict(
-        type='X', pipeline=PIPELINE))))) == PIPELINE
+    assert soft_label_pipeline(Config(dict(val_dataloader=dict(dataset=dict(
+        type='X', pipeline=PIPELINE))))) == (PIPELINE,
+                                             'val_dataloader.dataset.pipeline')
 
 
 # ---- a cache file is trusted only when it is a p_c table of this input
 
 
 def _log_lines(monkeypatch):
-    import drm_mm.engine.hooks.soft_label_cache_hook as module
+    """The messages logged to the runner's logger from now on."""
     lines = []
-    inner = module.print_log
 
-    def record(msg, *args, **kwargs):
-        lines.append(msg)
-        return inner(msg, *args, **kwargs)
+    class Keep(logging.Handler):
 
-    monkeypatch.setattr(module, 'print_log', record)
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger = MMLogger.get_instance('test_soft_label_cache_hook')
+    monkeypatch.setattr(logger, 'handlers', [*logger.handlers, Keep()])
     return lines
 
 
@@ -299,7 +302,8 @@ def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
     host = socket.gethostname()
     stale = [f'soft_labels_0a.pt.tmp{dead.pid}',
              f'soft_labels_0b.pt.tmp{dead.pid}.{host}',
-             f'soft_labels_0e.npy.tmp{dead.pid}.{host}']
+             f'soft_labels_0e.npy.tmp{dead.pid}.{host}',
+             f'soft_labels_0f.npy.json.tmp{dead.pid}.{host}']
     kept = [f'soft_labels_0c.pt.tmp{os.getppid()}.{host}',  # alive
             f'soft_labels_0d.pt.tmp{dead.pid}.other-host',  # not ours
             'notes.txt']
@@ -329,8 +333,9 @@ _WORKER = textwrap.dedent('''
         model = t.make_model(source='online')
         dataset = t.TinyImages(out + '/images', n=7)
         hook = SoftLabelCacheHook(batch_size=2)
-        table = hook.compute(lambda x: model.soft_labels(x, []),
-                             model.data_preprocessor, dataset, t.PIPELINE, 3)
+        model.soft_labels.start_pass()
+        table = hook.compute(model.soft_labels, model.data_preprocessor,
+                             dataset, t.PIPELINE)
         torch.save(table, f'{out}/rank{rank}.pt')
         dist.destroy_process_group()
 
@@ -340,9 +345,9 @@ _WORKER = textwrap.dedent('''
         port, out = int(sys.argv[1]), sys.argv[2]
         model = t.make_model(source='online')
         dataset = t.TinyImages(out + '/images', n=7)
+        model.soft_labels.start_pass()
         table = SoftLabelCacheHook().compute(
-            lambda x: model.soft_labels(x, []), model.data_preprocessor,
-            dataset, t.PIPELINE, 3)
+            model.soft_labels, model.data_preprocessor, dataset, t.PIPELINE)
         torch.save(table, f'{out}/single.pt')
         mp.start_processes(worker, args=(port, out), nprocs=2, join=True,
                            start_method='fork')
@@ -397,7 +402,8 @@ def test_memmap_table_is_written_once_and_reused(tmp_path, monkeypatch):
                        dense.soft_label_table.half())
     written = os.stat(hook.last_path).st_mtime_ns
     cache_dir = Path(hook.last_path).parent
-    assert sorted(p.suffix for p in cache_dir.iterdir()) == ['.npy', '.pt']
+    assert sorted(p.suffix for p in cache_dir.iterdir()) == ['.json', '.npy',
+                                                             '.pt']
 
     def no_compute(*args, **kwargs):
         raise AssertionError('the soft labels were recomputed')

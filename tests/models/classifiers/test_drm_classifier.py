@@ -227,13 +227,10 @@ def test_cache_teacher_is_the_initial_clip_without_pretrained_weights():
         for p in model.clip.parameters():
             p.add_(1.0)
     x, _ = batch()
-    seen = {}
-
-    def make_table(fingerprint, label_fn):
-        seen.update(fingerprint=fingerprint, p_c=label_fn(x))
-        return seen['p_c']
-
-    assert model.soft_labels.fill_table(make_table) is model.soft_label_table
+    seen = dict(fingerprint=model.soft_labels.start_pass())
+    seen['p_c'] = model.soft_labels.pass_labels(x)
+    model.soft_labels.end_pass()
+    model.set_soft_labels(seen['p_c'])
     assert torch.allclose(seen['p_c'], _initial_p_c(initial, x), atol=1e-5)
     assert torch.equal(model.soft_label_table, seen['p_c'])
     assert seen['fingerprint']['num_classes'] == 3

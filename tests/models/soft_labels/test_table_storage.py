@@ -106,3 +106,43 @@ def test_a_validated_table_is_installed_with_a_shape_check_only(
         component.set_table(table)
     assert str(err.value) == ('CoreSoftLabels: the soft-label table has '
                               'shape (3, 4) instead of (N, 5).')
+
+
+def test_topk_indices_above_255_survive_storage(tmp_path):
+    """Class indices are stored as int32: with 300 classes the top classes
+    299, 256 and 3 come back as themselves (a uint8 index would wrap)."""
+    classes = 300
+    rows = torch.full((2, classes), 0.0)
+    rows[0, [299, 256, 3]] = torch.tensor([0.5, 0.3, 0.2])
+    rows[1, [257, 0, 298]] = torch.tensor([0.6, 0.25, 0.15])
+    table = open_table(_file(tmp_path, 3, rows), classes)
+    assert isinstance(table, TopKTable)
+    assert table.records['i'].tolist() == [[299, 256, 3], [257, 0, 298]]
+    dense = table.rows(torch.arange(2), torch.device('cpu'))
+    assert torch.equal(dense, rows.half().float())
+    assert chunked_problem(table, classes, table_problem) is None
+
+
+def test_duplicate_topk_indices_are_a_problem(tmp_path):
+    table = open_table(_file(tmp_path, 2), 4)
+    assert chunked_problem(table, 4, table_problem) is None
+    records = np.lib.format.open_memmap(str(tmp_path / 't.npy'), mode='r+')
+    records['i'][1, 1] = records['i'][1, 0]
+    records.flush()
+    reopened = open_table(str(tmp_path / 't.npy'), 4)
+    assert chunked_problem(reopened, 4, table_problem) == (
+        'duplicate class indices in a row (rows 0..2)')
+
+
+def test_a_mapped_table_knows_when_its_file_is_rewritten(tmp_path):
+    from drm_mm.models.soft_labels.table_storage import file_change
+    table = open_table(_file(tmp_path, None), 4)
+    assert file_change(table) is None
+    assert file_change(P) is None  # an in-memory table has no file
+    np.save(str(tmp_path / 'other.npy'), np.zeros((3, 4), np.float16))
+    (tmp_path / 'other.npy').replace(tmp_path / 't.npy')
+    assert file_change(table) == (f'{tmp_path / "t.npy"} was rewritten '
+                                  f'after it was checked')
+    with pytest.raises(RuntimeError, match='was rewritten after it was '
+                       'checked; another job writes into the cache folder'):
+        open_table(str(tmp_path / 't.npy'), 4, identity=table.identity)
