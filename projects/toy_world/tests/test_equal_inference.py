@@ -113,7 +113,8 @@ def _summary():
 
 
 def test_compare_by_hand() -> None:
-    out = ei.compare(_summary(), baselines=('flyp', ))
+    out = ei.compare(_summary())
+    assert out['baselines'] == ['flyp']  # every method but DRM
     # every run chooses β 0.5 on id_val (0.51 vs 0.50) -> the mixture
     mix, chosen = out['heads']['mixture'], out['heads']['beta@id_val']
     assert [s['head'] for s in chosen['seeds']] == ['beta0.5', 'beta0.5']

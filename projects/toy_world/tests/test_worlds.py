@@ -252,3 +252,22 @@ def test_tool_bad_value_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "WorldsSettings.base.methods must include ['flyp']" in err
     assert 'Traceback' not in err
+
+
+def test_extra_splits_are_loaded_like_the_id_split(tmp_path):
+    cfg = demo.build_config(demo.CONFIG_DIR / demo.METHOD_CONFIGS['flyp'],
+                            tmp_path / 'w.pth', tmp_path / 'world',
+                            tmp_path / 'run')
+    demo.add_split_loaders(cfg, ('id_val', 'val'))
+    for split in ('id_val', 'val'):
+        dataset = cfg.test_dataloader[split]['dataset']
+        assert dataset['split'] == split
+        assert dataset['data_root'] == str(tmp_path / 'world')
+        assert dataset['pipeline'] == \
+            cfg.test_dataloader['id_test']['dataset']['pipeline']
+    assert cfg.test_dataloader['id_test']['dataset']['split'] == 'id_test'
+    with pytest.raises(ValueError, match=r"extra_splits: \['test'\] unknown "
+                       r"or repeated; choose from \('id_val', 'val'\)"):
+        demo.DemoSettings(extra_splits=('test', ))
+    with pytest.raises(ValueError, match='cannot be used with validation'):
+        demo.DemoSettings(extra_splits=('val', ), validation=True)

@@ -42,7 +42,6 @@ WITHIN = 0.01
 #: heads, the paper's fixed β = 0.5 mixture and the two chosen-β mixtures.
 COMPARED_HEADS: Tuple[str, ...] = ('df', 'cd', 'mixture') + tuple(
     f'beta@{rule}' for rule in BETA_RULES)
-BASELINE_METHODS: Tuple[str, ...] = ('flyp', 'ce')
 
 
 def choose_beta(final: Mapping[str, float], rule: str,
@@ -126,7 +125,7 @@ def zero_shot_beta_curve(zero_shot: Mapping[str, float],
 
 
 def baseline_curves(summary: Mapping[str, Any],
-                    methods: Sequence[str] = BASELINE_METHODS,
+                    methods: Sequence[str],
                     heads: Sequence[str] = COMPARED_HEADS,
                     betas: Sequence[float] = BETA_GRID
                     ) -> List[Dict[str, Any]]:
@@ -170,7 +169,7 @@ def _mean_std(values: Sequence[float]) -> List[float]:
 
 def compare(summary: Mapping[str, Any], method: str = 'drm',
             heads: Sequence[str] = COMPARED_HEADS,
-            baselines: Sequence[str] = BASELINE_METHODS,
+            baselines: Optional[Sequence[str]] = None,
             betas: Sequence[float] = BETA_GRID) -> Dict[str, Any]:
     """``method``'s heads against the baselines at equal inference.
 
@@ -182,14 +181,19 @@ def compare(summary: Mapping[str, Any], method: str = 'drm',
     (``flyp_df``) FLYP's df curve; ``id_vs_flyp``: ID minus FLYP's df head
     at α = 1 (mean over seeds). Seeds outside a curve's ID range give None.
     Each quantity also as ``[mean, std]`` over seeds (Nones left out,
-    ``n_<name>`` counts the rest).
+    ``n_<name>`` counts the rest). ``baselines``: the methods compared
+    with; default every other method of ``summary`` (FLYP, CE, and any
+    method the study adds).
     """
+    if baselines is None:
+        baselines = sorted({r['method'] for r in summary['runs']} - {method})
     curves = baseline_curves(summary, baselines, heads, betas)
     flyp = {c['head']: c for c in curves if c['method'] == 'flyp'}
     flyp_runs = [r for r in summary['runs'] if r['method'] == 'flyp']
     flyp_id = statistics.fmean(r['final'][f'df/{ID_SET}/acc']
                                for r in flyp_runs) if flyp_runs else None
-    out: Dict[str, Any] = dict(method=method, heads={})
+    out: Dict[str, Any] = dict(method=method, baselines=list(baselines),
+                               heads={})
     for head in heads:
         seeds = []
         for run in (r for r in summary['runs'] if r['method'] == method):
