@@ -300,9 +300,10 @@ def format_worlds(report: Mapping[str, Any]) -> str:
         f'WiSE-FT curve (mean over seeds) at the same ID accuracy; ± : '
         f'sample std over fine-tuning seeds.', '',
         '| world | zs cd − df (val) | FLYP − zs df (val) | premise | β@id_val '
-        '(DRM seeds) | DRM mixture β 0.5 vs best | DRM β@id_val vs best | '
-        'DRM β@within1 vs best | DRM β@id_val vs FLYP same head | DRM '
-        'β@id_val ID − FLYP |', '|' + '---|' * 10]
+        '(DRM seeds) | DRM β@id_val ID / OOD | DRM mixture β 0.5 vs best | '
+        'DRM β@id_val vs best (best curve) | DRM β@within1 vs best | DRM '
+        'β@id_val vs FLYP same head | DRM β@id_val ID − FLYP |',
+        '|' + '---|' * 11]
     for w in worlds:
         p = w['premise']
         heads = w['comparison']['heads']
@@ -316,11 +317,16 @@ def format_worlds(report: Mapping[str, Any]) -> str:
             return text + (f' ({n} of {total})' if n < total else '')
         betas = ', '.join(f'{b:g}' for b in
                           w['chosen_betas']['drm']['id_val'])
+        chosen = heads['beta@id_val']
+        best = sorted({s['best_curve'] for s in chosen['seeds']
+                       if s['best_curve']})
         lines.append(
             f'| {w["seed"]} | {_pct(p["cd_minus_df"])} | '
             f'{_pct(p["flyp_minus_df"])} | '
             f'{"holds" if p["holds"] else "fails"} | {betas} | '
-            f'{cell("mixture", "best")} | {cell("beta@id_val", "best")} | '
+            f'{100 * chosen["id"][0]:.1f} / {100 * chosen["ood"][0]:.1f} | '
+            f'{cell("mixture", "best")} | {cell("beta@id_val", "best")}'
+            f' ({", ".join(best) or "none"}) | '
             f'{cell("beta@within1", "best")} | '
             f'{cell("beta@id_val", "same")} | '
             f'{cell("beta@id_val", "id_vs_flyp")} |')
