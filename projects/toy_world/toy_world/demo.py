@@ -56,6 +56,8 @@ METHOD_HEAD = {'zeroshot': 'df', 'flyp': 'df', 'ce': 'df',
 ID_SET, OOD_SET = 'id_test', 'test'
 #: The splits the ID / OOD roles read with ``DemoSettings.validation``.
 VALIDATION_SPLITS: Dict[str, str] = {ID_SET: 'id_val', OOD_SET: 'val'}
+#: Splits :attr:`DemoSettings.extra_splits` may add (not the roles' own).
+EXTRA_SPLITS: Tuple[str, ...] = tuple(VALIDATION_SPLITS.values())
 METRICS: Tuple[str, ...] = ('acc', 'macro_f1')
 # Bump when this module changes what a cached run result holds.
 RESULT_VERSION = 1
@@ -116,6 +118,12 @@ class DemoSettings:
             reading the OOD test split. Results keep the role keys
             (``id_test/acc`` holds ``id_val``'s); the table says which
             splits were read.
+        extra_splits: further splits of the world (``'id_val'``,
+            ``'val'``) every model is evaluated on besides the ID / OOD
+            roles, keyed by their own name (``df/id_val/acc``), from the
+            same weights: for choices made on validation splits (β on
+            ``id_val``, the premise on ``val``) next to the test
+            numbers. Not with ``validation``.
     """
     methods: Tuple[str, ...] = ('flyp', 'ce', 'drm')
     seeds: Tuple[int, ...] = (0, 1, 2)
@@ -133,6 +141,7 @@ class DemoSettings:
     reference: Optional[str] = None
     betas: Tuple[float, ...] = ()
     validation: bool = False
+    extra_splits: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.world_kind not in WORLD_KINDS:
@@ -155,6 +164,15 @@ class DemoSettings:
         if any(not 0 <= b <= 1 for b in self.betas):
             raise ValueError(f'DemoSettings.betas must be values in [0, 1], '
                              f'got {self.betas}.')
+        bad = [s for s in self.extra_splits
+               if s not in EXTRA_SPLITS or self.extra_splits.count(s) > 1]
+        if bad:
+            raise ValueError(f'DemoSettings.extra_splits: {bad} unknown or '
+                             f'repeated; choose from {EXTRA_SPLITS}.')
+        if self.extra_splits and self.validation:
+            raise ValueError('DemoSettings.extra_splits cannot be used with '
+                             'validation=True (the roles already read '
+                             'id_val / val); drop one of them.')
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f'DemoSettings.epochs must be >= 1, got '
                              f'{self.epochs}.')
@@ -283,6 +301,17 @@ def load_eval_sets(cfg, model: torch.nn.Module,
     return out
 
 
+def add_split_loaders(cfg, splits: Sequence[str]) -> None:
+    """Add a test loader for each of ``splits`` to ``cfg.test_dataloader``
+    (a copy of the ID role's, reading that split), for
+    :func:`load_eval_sets`."""
+    import copy
+    for split in splits:
+        loader = copy.deepcopy(cfg.test_dataloader[ID_SET])
+        loader['dataset']['split'] = split
+        cfg.test_dataloader[split] = loader
+
+
 @contextlib.contextmanager
 def _beta(model: torch.nn.Module, beta: float):
     old = model.head.beta
@@ -303,7 +332,12 @@ def evaluate_heads(model: torch.nn.Module, eval_sets: Mapping[str, EvalSet],
                    betas: Sequence[float] = ()) -> Dict[str, float]:
     """``<head>/<set>/<metric>`` of the df head, the cd head and their
     mixture (the model's β; 0.5 if it uses one head), by IWildCamMetric;
-    plus a ``beta<β>`` mixture for each of ``betas``."""
+    plus the accuracy (``beta<β>/<set>/acc``, wilds' ``Accuracy`` as
+    IWildCamMetric's) of a ``beta<β>`` mixture for each of ``betas``: the
+    macro averages go through sklearn at ~20 ms a call, which a grid of
+    β at every WiSE-FT point would multiply."""
+    from wilds.common.metrics.all_metrics import Accuracy
+
     from drm_mm.evaluation.metrics import IWildCamMetric
     mix_beta = model.head.beta if 0 < model.head.beta < 1 else 0.5
     has_cd = model.descriptions is not None
@@ -324,6 +358,10 @@ def evaluate_heads(model: torch.nn.Module, eval_sets: Mapping[str, EvalSet],
                         continue
                     with _beta(model, beta):
                         preds = model.head.predict_scores(z_df, z_cd).argmax(1)
+                    if head not in HEADS:
+                        out[f'{head}/{name}/acc'] = float(Accuracy().compute(
+                            preds, data.labels)['acc_avg'])
+                        continue
                     metric = IWildCamMetric()
                     metric.process(None, [
                         dict(pred_label=p, gt_label=g)
@@ -408,7 +446,9 @@ def finetune_run(method: str, seed: int, settings: DemoSettings,
                             alphas=list(settings.alphas),
                             version=RESULT_VERSION,
                             **({'betas': list(settings.betas)}
-                               if settings.betas else {})))
+                               if settings.betas else {}),
+                            **({'extra_splits': list(settings.extra_splits)}
+                               if settings.extra_splits else {})))
     cache = pathlib.Path(settings.work_dir) / 'runs' / \
         f'{method}_seed{seed}_{key}.json'
     if cache.is_file():
@@ -487,9 +527,13 @@ def run_demo(settings: DemoSettings = DemoSettings(),
     zs_model = build_in_scope(MODELS, zs_cfg.model)
     zs_model.eval()
     zero_shot_state = model_state_dict(zs_model)
-    eval_sets = load_eval_sets(zs_cfg, zs_model, batch_size=settings.eval_batch)
+    add_split_loaders(zs_cfg, settings.extra_splits)
+    eval_sets = load_eval_sets(
+        zs_cfg, zs_model, (ID_SET, OOD_SET) + tuple(settings.extra_splits),
+        batch_size=settings.eval_batch)
     # descriptions are in the config, so all three heads are measured
-    zero_shot = evaluate_heads(zs_model, eval_sets, settings.eval_batch)
+    zero_shot = evaluate_heads(zs_model, eval_sets, settings.eval_batch,
+                               settings.betas)
     del zs_model
     progress(f'zero-shot: df ID acc {100 * zero_shot[f"df/{ID_SET}/acc"]:.1f}'
              f', OOD acc {100 * zero_shot[f"df/{OOD_SET}/acc"]:.1f}; cd ID '
