@@ -1,4 +1,4 @@
-"""The paper's ablations in the toy world (issue 13, item 3): DRM variants
+"""The paper's ablations in the toy world: DRM variants
 run by the study's own machinery (:func:`~.demo.run_demo` with
 ``methods=('drm',)``, config overrides per variant, cached runs), each
 compared with the FLYP WiSE-FT curve of the main study (``reference``).

@@ -257,7 +257,7 @@ class CaptionCorpus:
 
 
 #: The premise corpus's knobs (chosen on zero-shot and FLYP numbers of the
-#: validation splits only, before any DRM run; see the top README): a
+#: validation splits only, before any DRM run; see the project README): a
 #: shape's name appears only when the shape is seen in its own habitat, in
 #: 0.5 % of those captions (about 1 caption in 1,000 overall), so the
 #: zero-shot class-name head is weak and fine-tuning must teach the names.

@@ -64,10 +64,10 @@ RESULT_VERSION = 1
 
 
 WORLD_KINDS: Tuple[str, ...] = ('premise', 'control')
-#: Pretraining steps of the premise world's CLIP (as the control's). 1000
-#: steps were tried for a weaker zero-shot model; FLYP's OOD fell with it
-#: (top README, "How the premise world's knobs were chosen"), so the knob
-#: stayed; rarer class names made the weak zero-shot model instead.
+#: Pretraining steps of the premise world's CLIP (as the control's): fewer
+#: steps weaken the zero-shot model but also FLYP's OOD accuracy, so the
+#: zero-shot class-name head is kept weak by rare class names instead (the
+#: project README, "How the premise world's knobs were chosen").
 PREMISE_PRETRAIN_STEPS = 2100
 
 
