@@ -2,6 +2,7 @@
 transforms and class names."""
 from . import transforms  # noqa: F401  LoadImageDraft, CropBorder
 from .classnames import get_classnames
+from .config_refs import resolve_config_refs
 from .imagenet_a import ImageNetA
 from .imagenet_folder import ImageNetFolder
 from .imagenet_r import ImageNetR
@@ -13,5 +14,6 @@ from .wilds_iwildcam import WILDSIWildCam
 
 __all__ = [
     'get_classnames', 'ImageNetA', 'ImageNetFolder', 'ImageNetR',
-    'ImageNetSketch', 'ImageNetV2', 'ObjectNet', 'WILDSFMoW', 'WILDSIWildCam'
+    'ImageNetSketch', 'ImageNetV2', 'ObjectNet', 'WILDSFMoW', 'WILDSIWildCam',
+    'resolve_config_refs'
 ]
