@@ -12,8 +12,9 @@ and every ``--cfg-options`` are merged. One key then moves every split::
     --cfg-options data_root=/my/wilds           # or on the command line
 
 A value that is exactly ``'${key}'`` takes the key's value whatever its type
-(e.g. ``classes='${classes}'``: a list of class names); a reference inside a
-longer string is replaced by the value's text. Only the ``train_dataloader``,
+(e.g. ``classes='${classes}'``: a list of class names, or None when the
+config sets ``classes = None``); a reference inside a longer string is
+replaced by the value's text. A key the config lacks is an error naming it. Only the ``train_dataloader``,
 ``val_dataloader`` and ``test_dataloader`` trees are resolved; a split that
 sets its own value (no reference) keeps it.
 """
@@ -30,9 +31,10 @@ DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 _REF = re.compile(r'\$\{([A-Za-z_][A-Za-z0-9_]*)\}')
 
 
-def _value_of(cfg: MutableMapping, name: str, where: str, text: str) -> Any:
+def _value_of(cfg: MutableMapping, name: str, where: str, text: str,
+              allow_none: bool = False) -> Any:
     value = cfg.get(name)
-    if value is None:
+    if value is None and not (allow_none and name in cfg):
         raise ValueError(
             f'{where}={text!r} refers to the config key {name!r}, which is '
             f'not set: add `{name} = ...` to your config or pass '
@@ -44,7 +46,8 @@ def _resolve(node: Any, cfg: MutableMapping, where: str) -> Any:
     if isinstance(node, str):
         whole = _REF.fullmatch(node)
         if whole:
-            return copy.deepcopy(_value_of(cfg, whole.group(1), where, node))
+            return copy.deepcopy(_value_of(cfg, whole.group(1), where, node,
+                                           allow_none=True))
 
         def text(match: 're.Match') -> str:
             value = _value_of(cfg, match.group(1), where, node)

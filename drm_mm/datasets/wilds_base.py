@@ -112,7 +112,7 @@ class WILDSBaseDataset(SkipCorruptMixin, BaseDataset):
         check_resolved(name, 'data_root', data_root)
         if not isinstance(data_root, (str, os.PathLike)) or not str(data_root):
             raise ValueError(f'{name}: data_root must be a folder path, got '
-                             f'{data_root!r}.')
+                             f'{data_root!r}. {DATA_ROOT_HINT}')
         for key in ('ann_file', 'data_prefix'):
             if key in kwargs:
                 raise TypeError(f'{name}: {key!r} is not used (paths come '

@@ -34,11 +34,12 @@ def _datasets(cfg):
 def test_one_data_root_moves_every_split(tmp_path, path, how):
     if how == 'child':
         child = tmp_path / 'child.py'
-        child.write_text(f"_base_ = [{path!r}]\ndata_root = '/my/root'\n")
+        child.write_text(f"_base_ = [{path!r}]\ndata_root = '/my/root'\n"
+                         f"classes = ['a', 'b']\n")
         cfg = Config.fromfile(str(child))
     else:
         cfg = Config.fromfile(path)
-        cfg.merge_from_dict({'data_root': '/my/root'})
+        cfg.merge_from_dict({'data_root': '/my/root', 'classes': ['a', 'b']})
     resolve_config_refs(cfg)
     roots = {where: ds['data_root'] for where, ds in _datasets(cfg)
              if 'data_root' in ds}
@@ -51,7 +52,7 @@ def test_one_data_root_moves_every_split(tmp_path, path, how):
 
 def test_unset_data_root_names_the_key(tmp_path):
     cfg = Config.fromfile(osp.join(ROOT, 'configs/drm/vitb16_iwildcam.py'))
-    cfg.data_root = None
+    cfg.pop('data_root')
     with pytest.raises(ValueError) as err:
         resolve_config_refs(cfg)
     msg = str(err.value)
@@ -87,3 +88,17 @@ def test_missing_root_names_the_key(tmp_path):
         assert 'Set the top-level `data_root` of the config' in str(
             err.value)
         assert '--cfg-options data_root=/path' in str(err.value)
+
+
+def test_unset_data_root_of_the_image_folder_base_names_the_key(tmp_path):
+    from drm_mm.datasets import ImageFolder
+    cfg = Config.fromfile(osp.join(ROOT,
+                                   'configs/drm/vitb16_image_folder.py'))
+    resolve_config_refs(cfg)
+    assert cfg.train_dataloader.dataset.data_root is None
+    assert cfg.train_dataloader.dataset.classes is None
+    kwargs = dict(cfg.train_dataloader.dataset)
+    kwargs.pop('type')
+    with pytest.raises(ValueError, match=r'ImageFolder: no data_root\. Set '
+                       r'the top-level `data_root` of the config'):
+        ImageFolder(**kwargs)
