@@ -23,7 +23,8 @@ import os
 import re
 from typing import Any, MutableMapping
 
-__all__ = ['resolve_config_refs', 'has_config_refs', 'DATALOADER_KEYS']
+__all__ = ['resolve_config_refs', 'has_config_refs', 'check_batch_sizes',
+           'DATALOADER_KEYS']
 
 #: The config trees whose references are resolved.
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -95,13 +96,34 @@ def resolve_config_refs(cfg: MutableMapping) -> MutableMapping:
 
     Raises:
         ValueError: a reference names a key the config does not set (the
-            message names the dataloader entry and the key to set).
+            message names the dataloader entry and the key to set), or a
+            ``batch_size`` is not a positive int.
     """
     for field in DATALOADER_KEYS:
         loader = cfg.get(field)
         if loader is not None:
             cfg[field] = _resolve(loader, cfg, field)
+            check_batch_sizes(cfg[field], field)
     return cfg
+
+
+def check_batch_sizes(loader: Any, where: str) -> None:
+    """Raise when a dataloader config (or one of its named sets) has a
+    ``batch_size`` that is not a positive int (torch's own message names
+    no config key)."""
+    if not isinstance(loader, MutableMapping):
+        return
+    if 'batch_size' in loader:
+        size = loader['batch_size']
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(
+                f'{where}.batch_size={size!r}: must be a positive int '
+                f'(images per GPU); set {where}.batch_size in the config or '
+                f'with --cfg-options {where}.batch_size=32.')
+    for key, value in loader.items():
+        if isinstance(value, MutableMapping) and 'dataset' in value \
+                and key != 'dataset':
+            check_batch_sizes(value, f'{where}.{key}')
 
 
 #: How to point every split at another folder (for "not found" errors).

@@ -102,3 +102,31 @@ def test_unset_data_root_of_the_image_folder_base_names_the_key(tmp_path):
     with pytest.raises(ValueError, match=r'ImageFolder: no data_root\. Set '
                        r'the top-level `data_root` of the config'):
         ImageFolder(**kwargs)
+
+
+@pytest.mark.parametrize('key, where', [
+    ('train_dataloader.batch_size', 'train_dataloader.batch_size=0'),
+    ('val_dataloader.id_val.batch_size', 'val_dataloader.id_val.batch_size=0'),
+])
+def test_zero_batch_size_names_the_key(key, where):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/drm/vitb16_iwildcam.py'))
+    if key.startswith('val_dataloader.id_val'):
+        cfg.val_dataloader.id_val.batch_size = 0
+    else:
+        cfg.merge_from_dict({key: 0})
+    with pytest.raises(ValueError) as err:
+        resolve_config_refs(cfg)
+    assert str(err.value).startswith(f'{where}: must be a positive int')
+    assert f'--cfg-options {key.rsplit(".", 1)[0]}.batch_size=' in str(
+        err.value)
+
+
+def test_zero_batch_size_refused_before_any_data_is_read(tmp_path):
+    """Through the runner (MMPretrain's tools build it with from_cfg)."""
+    from drm_mm.engine.runners import DRMRunner
+    cfg = Config.fromfile(osp.join(ROOT,
+                                   'configs/smoke/drm_tiny_fake_iwildcam.py'))
+    cfg.train_dataloader.batch_size = 0
+    cfg.work_dir = str(tmp_path)
+    with pytest.raises(ValueError, match=r'^train_dataloader\.batch_size=0'):
+        DRMRunner.from_cfg(cfg)
