@@ -98,6 +98,14 @@ def test_own_image_folder_trains_resumes_tests_and_serves(tmp_path):
     preds = load(out)
     assert list(preds) == ['val'] and len(preds['val']) == 6
 
+    cm_out = str(tmp_path / 'cm.pkl')
+    _run([osp.join(ROOT, 'tools', 'analysis', 'confusion_matrix.py'),
+          str(config), osp.join(work, 'epoch_3.pth'), '--out', cm_out],
+         str(project))
+    cm = load(cm_out)['val']
+    assert tuple(cm.shape) == (3, 3) and int(cm.sum()) == 6
+    assert cm.sum(dim=1).tolist() == [2, 2, 2]  # 2 val images per class
+
     from mmpretrain import ImageClassificationInferencer, get_model
     model = get_model(str(config), pretrained=osp.join(work, 'epoch_3.pth'),
                       device='cpu')
