@@ -72,7 +72,7 @@ def _check(python, cwd):
 
 
 @pytest.mark.slow
-def test_wheel_contents_and_install(tmp_path):
+def test_wheel_contents_and_install(tmp_path, fake_iwildcam_root):
     src = _source_copy(tmp_path)
     # a copy left in the checkout by an older build would shadow configs/
     stale = src / 'drm_mm' / '.mim' / 'configs'
@@ -134,6 +134,24 @@ def test_wheel_contents_and_install(tmp_path):
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / 'fake' / 'fmow_v1.1' / 'rgb_metadata.csv').is_file()
+    # mim train / mim test run the tools shipped in drm_mm/.mim/tools
+    work = tmp_path / 'mim_work'
+    mim = [python, '-m', 'mim']
+    for args in (
+            ['train', 'drm_mm', 'drm_tiny_fake_iwildcam.py', '--work-dir',
+             str(work), '--cfg-options', f'data_root={fake_iwildcam_root}',
+             'train_cfg.max_epochs=1'],
+            ['test', 'drm_mm', 'drm_tiny_fake_iwildcam.py', '--checkpoint',
+             str(work / 'epoch_1.pth'), '--work-dir', str(work),
+             '--cfg-options', f'data_root={fake_iwildcam_root}']):
+        proc = subprocess.run(mim + args, cwd=str(tmp_path), env=dict(
+            env, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1'),
+            capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, (proc.stdout[-3000:] +
+                                      proc.stderr[-3000:])
+        assert osp.join(site, 'drm_mm', '.mim', 'tools') in proc.stdout
+    assert (work / 'epoch_1.pth').is_file()
+    assert 'accuracy/top1' in proc.stdout + proc.stderr
     assert config == osp.join(site, 'drm_mm', '.mim', 'configs', 'drm',
                               'vitb16_iwildcam.py')
 
