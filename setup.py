@@ -1,9 +1,12 @@
 """Install drm_mm: ``pip install -e .`` (or build a wheel: ``pip wheel .``).
 
-Configs and the model index ship inside the package the OpenMMLab way, as
-``drm_mm/.mim/{configs,model-index.yml}``: symbolic links in an editable
-install, copies in a wheel or sdist (so ``get_config_path`` and
-``mmpretrain.list_models`` find them after any install).
+Configs, the model index, tools/ and demo/ ship inside the package the
+OpenMMLab way, as ``drm_mm/.mim/{configs,model-index.yml,tools,demo}``:
+symbolic links in an editable install, copies made in the build folder for
+a wheel (never in the checkout, where they would shadow later edits), so
+``get_config_path``, ``mmpretrain.list_models`` and ``mim train/test
+drm_mm`` find them after any install. The wheel also installs the commands
+``drm-mm-image-demo`` and ``drm-mm-make-fake-wilds``.
 
 mmcv: drm_mm needs no compiled mmcv ops. Install ``mmcv-lite`` (the
 ``[mmcv-lite]`` extra) unless you already have a full ``mmcv``; the choice
@@ -15,9 +18,13 @@ import shutil
 import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'model-index.yml')
+#: What ships in ``drm_mm/.mim`` (as MMPretrain ships its configs and tools,
+#: so that ``mim train/test drm_mm`` find ``.mim/tools/train.py``).
+MIM_FILES = ('configs', 'model-index.yml', 'tools', 'demo')
+MIM_IGNORE = shutil.ignore_patterns('__pycache__', '*.py[co]')
 
 
 def get_version() -> str:
@@ -27,30 +34,52 @@ def get_version() -> str:
     return scope['__version__']
 
 
-def link_or_copy_mim_files() -> None:
-    """Fill ``drm_mm/.mim``: links for editable installs (edits show up at
-    once), copies for wheels and source distributions."""
-    editable = {'develop', 'editable_wheel'} & set(sys.argv)
-    packaged = {'bdist_wheel', 'sdist', 'build', 'install'} & set(sys.argv)
-    if not editable and not packaged:
-        return
+def _remove(path: str) -> None:
+    if osp.islink(path) or osp.isfile(path):
+        os.remove(path)
+    elif osp.isdir(path):
+        shutil.rmtree(path)
+
+
+def link_mim_files() -> None:
+    """Editable installs: ``drm_mm/.mim/<name>`` are links to the checkout,
+    so edits of configs/ and tools/ show up at once."""
     mim_dir = osp.join(HERE, 'drm_mm', '.mim')
     os.makedirs(mim_dir, exist_ok=True)
     for name in MIM_FILES:
         source, target = osp.join(HERE, name), osp.join(mim_dir, name)
-        if not osp.exists(source):
-            continue
-        if osp.islink(target) or osp.isfile(target):
-            os.remove(target)
-        elif osp.isdir(target):
-            shutil.rmtree(target)
-        if editable:
+        if osp.exists(source):
+            _remove(target)
             os.symlink(osp.relpath(source, mim_dir), target)
-        elif osp.isdir(source):
-            shutil.copytree(source, target,
-                            ignore=shutil.ignore_patterns('__pycache__'))
-        else:
-            shutil.copyfile(source, target)
+
+
+def remove_stale_mim_copies() -> None:
+    """Copies (not links) in the checkout's ``drm_mm/.mim``, left by an
+    older build, would shadow the checkout's configs/: remove them."""
+    mim_dir = osp.join(HERE, 'drm_mm', '.mim')
+    for name in MIM_FILES:
+        target = osp.join(mim_dir, name)
+        if osp.exists(target) and not osp.islink(target):
+            _remove(target)
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that copies the ``.mim`` files into the build folder
+    (the wheel), never into the checkout."""
+
+    def run(self) -> None:
+        super().run()
+        mim_dir = osp.join(self.build_lib, 'drm_mm', '.mim')
+        os.makedirs(mim_dir, exist_ok=True)
+        for name in MIM_FILES:
+            source, target = osp.join(HERE, name), osp.join(mim_dir, name)
+            if not osp.exists(source):
+                continue
+            _remove(target)
+            if osp.isdir(source):
+                shutil.copytree(source, target, ignore=MIM_IGNORE)
+            else:
+                shutil.copyfile(source, target)
 
 
 INSTALL_REQUIRES = [
@@ -72,7 +101,10 @@ INSTALL_REQUIRES = [
     'matplotlib',
 ]
 
-link_or_copy_mim_files()
+if {'develop', 'editable_wheel'} & set(sys.argv):
+    link_mim_files()
+else:
+    remove_stale_mim_copies()
 
 setup(
     name='drm_mm',
@@ -89,9 +121,16 @@ setup(
     package_data={
         'drm_mm': [
             'prompts/*.json', 'datasets/class_names/*',
-            'models/clip/model_configs/*.json', '.mim/model-index.yml',
-            '.mim/configs/*/*.py', '.mim/configs/*/*/*.py',
-            '.mim/configs/*/*.yml'
+            'models/clip/model_configs/*.json'
+        ]
+    },
+    cmdclass={'build_py': BuildPyWithMim},
+    # the demo and the fake-data writer for wheel users (the scripts ship
+    # in drm_mm/.mim; these commands run them)
+    entry_points={
+        'console_scripts': [
+            'drm-mm-image-demo = drm_mm.commands:image_demo',
+            'drm-mm-make-fake-wilds = drm_mm.commands:make_fake_wilds',
         ]
     },
     python_requires='>=3.9',

@@ -357,9 +357,13 @@ class ChatClient:
                 f'api_key={"***" if self._api_key else None})')
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key replaced by ``***``."""
+        """``text`` with the API key replaced by ``***``, also where a
+        server echoes it reversed or in another letter case."""
         if self._api_key:
-            text = text.replace(self._api_key, '***')
+            forms = {self._api_key, self._api_key[::-1]}
+            pattern = '|'.join(re.escape(f) for f in
+                               sorted(forms, key=len, reverse=True))
+            text = re.sub(pattern, '***', text, flags=re.IGNORECASE)
         return text
 
     def _request(self, messages: Sequence[Mapping[str, str]]

@@ -35,8 +35,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-persistent-workers', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config fields: key=value ...')
+    parser.add_argument(
+        '--device', choices=('cpu', 'cuda'),
+        help='"cpu": hide the GPUs from this run (`mim train` passes it '
+        'by default); default: GPUs when present')
     add_launcher_arg(parser)
     args = parser.parse_args()
+    if args.device == 'cpu':
+        # before anything initialises CUDA
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -40,20 +40,20 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=16, num_workers=0,
+    batch_size=16, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='train',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root='${data_root}', split='train',
                  pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32, num_workers=0,
+    batch_size=32, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='id_val',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root='${data_root}', split='id_val',
                  pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = dict(
-    batch_size=32, num_workers=0,
+    batch_size=32, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='drm_mm.WILDSIWildCam', data_root=data_root, split='test',
+    dataset=dict(type='drm_mm.WILDSIWildCam', data_root='${data_root}', split='test',
                  pipeline=test_pipeline))
 test_evaluator = val_evaluator
 

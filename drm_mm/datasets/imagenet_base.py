@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence
 from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 
+from drm_mm.datasets.config_refs import DATA_ROOT_HINT, check_resolved
 from drm_mm.datasets.skip_corrupt import SkipCorruptMixin
 from drm_mm.datasets.transforms.build import build_transforms
 
@@ -75,6 +76,7 @@ class ImageNetFolderBase(SkipCorruptMixin, BaseDataset):
             if key in kwargs:
                 raise TypeError(f'{name}: {key!r} is not used (classes and '
                                 f'paths come from the published layout).')
+        check_resolved(name, 'data_root', data_root)
         self.folder = self.DEFAULT_FOLDER if folder is None else str(folder)
         self.allow_missing_classes = bool(allow_missing_classes)
         self._init_skip_corrupt(skip_corrupt, test_mode)
@@ -113,7 +115,7 @@ class ImageNetFolderBase(SkipCorruptMixin, BaseDataset):
             raise FileNotFoundError(
                 f'{name}: {root} does not exist '
                 f'(data_root={self.data_root!r}, folder={self.folder!r}). '
-                f'{self.DOWNLOAD_HINT}')
+                f'{DATA_ROOT_HINT} {self.DOWNLOAD_HINT}')
         return root
 
     def _check_folders(self, root: str, present: List[str],

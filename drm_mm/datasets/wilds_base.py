@@ -18,6 +18,7 @@ import numpy as np
 from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 
+from drm_mm.datasets.config_refs import DATA_ROOT_HINT, check_resolved
 from drm_mm.datasets.skip_corrupt import SkipCorruptMixin
 from drm_mm.datasets.transforms.build import build_transforms
 
@@ -108,9 +109,10 @@ class WILDSBaseDataset(SkipCorruptMixin, BaseDataset):
         if split not in self.SPLITS:
             raise ValueError(f'{name}: unknown split {split!r}; valid splits '
                              f'are {", ".join(self.SPLITS)}.')
+        check_resolved(name, 'data_root', data_root)
         if not isinstance(data_root, (str, os.PathLike)) or not str(data_root):
             raise ValueError(f'{name}: data_root must be a folder path, got '
-                             f'{data_root!r}.')
+                             f'{data_root!r}. {DATA_ROOT_HINT}')
         for key in ('ann_file', 'data_prefix'):
             if key in kwargs:
                 raise TypeError(f'{name}: {key!r} is not used (paths come '
@@ -157,11 +159,11 @@ class WILDSBaseDataset(SkipCorruptMixin, BaseDataset):
         if not osp.isdir(root):
             raise FileNotFoundError(
                 f'{name}: data_root {root} does not exist. '
-                f'{self._download_hint()}')
+                f'{DATA_ROOT_HINT} {self._download_hint()}')
         if not osp.isdir(folder):
             raise FileNotFoundError(
                 f'{name}: {folder} does not exist (data_root={root}). '
-                f'{self._download_hint()}')
+                f'{DATA_ROOT_HINT} {self._download_hint()}')
         release = osp.join(folder, f'RELEASE_v{self.VERSION}.txt')
         if not osp.isfile(release):
             raise FileNotFoundError(

@@ -56,6 +56,12 @@ def _shrink_classes(model_cfg):
     """First N classes of the dataset, with their descriptions."""
     from drm_mm.datasets.classnames import get_classnames
     key = model_cfg['classnames']
+    if key is None:  # the user's own data: the user's classes
+        names = ['cat', 'dog', 'red fox'][:N_CLASSES]
+        model_cfg['classnames'] = names
+        model_cfg['descriptions'] = {n: [f'a {n} with its core features']
+                                     for n in names}
+        return len(names)
     if not isinstance(key, str):
         return len(key)
     names = get_classnames(key)[:N_CLASSES]

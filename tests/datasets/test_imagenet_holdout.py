@@ -95,3 +95,19 @@ def test_imagenet_configs_select_on_the_holdout_not_on_a_reported_set():
         assert cfg.val_dataloader.imagenet_holdout.dataset.split == \
             'train_holdout'
         assert 'imagenet_holdout' not in cfg.test_dataloader
+
+
+def test_default_holdout_is_ten_per_class_seed_0(tmp_path):
+    write_imagenet(tmp_path, WNIDS, per_class=12, size=(8, 8))
+    held = ImageNetFolder(data_root=str(tmp_path), split='train_holdout',
+                          allow_missing_classes=True)
+    fit = ImageNetFolder(data_root=str(tmp_path), split='train_fit',
+                         allow_missing_classes=True)
+    assert len(held) == 30 and len(fit) == 6
+    split_file = tmp_path / 'train_holdout_10pc_seed0.txt'
+    assert split_file.read_text().splitlines()[0] == HEADER.format(k=10, s=0)
+    wnid = WNIDS[0]
+    files = sorted(os.listdir(tmp_path / 'train' / wnid))
+    expected = sorted(random.Random(f'0/{wnid}').sample(files, 10))
+    assert sorted(e.split('/')[1] for e in _entries(held)
+                  if e.startswith(wnid)) == expected

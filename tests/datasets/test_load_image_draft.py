@@ -167,3 +167,21 @@ def test_image_decoded_by_an_inferencer_passes_through(png_path):
     np.testing.assert_array_equal(rgb['img'],
                                   from_file['img'][..., ::-1].astype(
                                       np.float32))
+
+
+def test_sixteen_bit_png_is_scaled_by_255_over_65535(tmp_path):
+    """v / 257 maps 0..65535 onto 0..255; the values 257 * k come back as k
+    exactly, and 180 and 200 would round to 181 and 201 with v / 256."""
+    import numpy as np
+    from PIL import Image
+
+    from drm_mm.datasets.transforms import LoadImageDraft
+    levels = np.array([0, 128, 180, 200, 255])
+    pixels = (levels * 257).astype(np.uint16).reshape(1, -1)
+    path = tmp_path / 'depth.png'
+    Image.fromarray(pixels).save(path)
+    assert Image.open(path).mode.startswith('I')
+    img = LoadImageDraft()(dict(img_path=str(path)))['img']
+    assert img.shape == (1, 5, 3)
+    assert img[0, :, 0].tolist() == levels.tolist()
+    assert (img == img[..., :1]).all()

@@ -260,6 +260,19 @@ def test_key_redacted_from_http_errors(serve, tmp_path, caplog):
     assert not (tmp_path / 'out.json').exists()
 
 
+@pytest.mark.parametrize('echo', [str.upper, str.lower,
+                                  lambda k: k[::-1],
+                                  lambda k: k[::-1].upper()])
+def test_key_redacted_in_any_case_or_reversed(serve, tmp_path, echo):
+    server = serve(lambda name, attempt: (
+        401, {}, json.dumps({'error': f'bad key {echo(KEY)}'}).encode()))
+    with pytest.raises(GenerationError) as info:
+        generate_descriptions(CLASSES, str(tmp_path / 'out.json'),
+                              make_client(server, []))
+    message = str(info.value)
+    assert echo(KEY).lower() not in message.lower() and '***' in message
+
+
 def test_retries_exhausted(serve, tmp_path):
     server = serve(lambda name, attempt: (503, {}, b'{}'))
     sleeps: List[float] = []

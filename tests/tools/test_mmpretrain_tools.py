@@ -1,6 +1,7 @@
 """An OpenMMLab user's project: a config in a directory outside this
 repository inherits a drm_mm DRM config with ``default_scope='mmpretrain'``
-and only ``custom_imports``; MMPretrain's installed tools/train.py trains
+and only ``custom_imports``, and points every split at its data with one
+``data_root``; MMPretrain's installed tools/train.py trains
 it, ``--resume auto`` continues, tools/test.py ``--out`` holds every test
 set, and a 2-rank gloo run (torchrun + ``--launcher pytorch``) completes."""
 import json
@@ -39,14 +40,12 @@ model = dict(clip=dict(model_name='drm-tiny-vit', pretrained=None),
              descriptions=dict(_delete_=True, **{descriptions!r}))
 loader = dict(num_workers=0, persistent_workers=False, pin_memory=False)
 train_dataloader = dict(batch_size=8, **loader,
-                        dataset=dict(data_root=data_root,
-                                     pipeline=train_pipeline))
+                        dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=16, **loader, id_val=dict(dataset=dict(
-    data_root=data_root, pipeline=test_pipeline)))
+    pipeline=test_pipeline)))
 test_dataloader = dict(
     batch_size=16, **loader, dataset=dict(pipeline=test_pipeline),
-    **{{s: dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
-       for s in {sets!r}}})
+    **{{s: dict(dataset=dict(pipeline=test_pipeline)) for s in {sets!r}}})
 train_cfg = dict(max_epochs=2)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False,
                         begin=0, end=2)]
@@ -111,4 +110,18 @@ def test_mmpretrain_train_two_ranks_gloo(tmp_path, child_config):
           child_config, '--launcher', 'pytorch', '--work-dir', work,
           '--cfg-options', 'train_cfg.max_epochs=1'],
          str(tmp_path / 'my_project'))
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+
+@pytest.mark.slow
+def test_mmpretrain_train_smoke_config_without_extra_flags(
+        tmp_path, fake_iwildcam_root):
+    """MMPretrain's train.py adds persistent_workers=True to every loader;
+    the smoke configs (num_workers=0) say False themselves, and one
+    --cfg-options key moves every split."""
+    work = str(tmp_path / 'work')
+    _run([osp.join(MM_TOOLS, 'train.py'),
+          get_config_path('smoke/drm_tiny_fake_iwildcam.py'), '--work-dir',
+          work, '--cfg-options', f'data_root={fake_iwildcam_root}',
+          'train_cfg.max_epochs=1'], str(tmp_path))
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))

@@ -4,14 +4,11 @@
 # Data: <data_root>/fmow_v1.1/ (wilds layout). Get it with
 #   python -c "import wilds; wilds.get_dataset('fmow', root_dir='data/wilds', download=True)"
 dataset_type = 'drm_mm.WILDSFMoW'
+# The one data root of every split: set `data_root` in a child config or
+# pass `--cfg-options data_root=/my/wilds`; each split reads it as
+# '${data_root}' when the runner is built (drm_mm.datasets.config_refs).
 data_root = 'data/wilds'
 image_size = 224
-
-data_preprocessor = dict(
-    type='ClsDataPreprocessor',
-    mean=[122.770938, 116.7460125, 104.09373615],
-    std=[68.5005327, 66.6321579, 70.32316305],
-    to_rgb=True)
 
 # 224x224 PNGs: decoded exactly.
 train_pipeline = [
@@ -37,12 +34,12 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
+    dataset=dict(type=dataset_type, data_root='${data_root}', split='train',
                  pipeline=train_pipeline))
 
 
 def _split(split):  # noqa: E306
-    return dict(dataset=dict(type=dataset_type, data_root=data_root,
+    return dict(dataset=dict(type=dataset_type, data_root='${data_root}',
                              split=split, pipeline=test_pipeline),
                 sampler=dict(type='DefaultSampler', shuffle=False))
 

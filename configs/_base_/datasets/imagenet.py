@@ -8,14 +8,11 @@
 # Layout under data/: imagenet/{train,val}/<wnid>/*.JPEG,
 # imagenetv2-matched-frequency-format-val/<idx>/, sketch/<wnid>/,
 # imagenet-r/<wnid>/, imagenet-a/<wnid>/, objectnet-1.0/{images,mappings}/.
+# The one data root of every set: set `data_root` in a child config or pass
+# `--cfg-options data_root=/my/data`; each set reads it as '${data_root}'
+# when the runner is built (drm_mm.datasets.config_refs).
 data_root = 'data'
 image_size = 224
-
-data_preprocessor = dict(
-    type='ClsDataPreprocessor',
-    mean=[122.770938, 116.7460125, 104.09373615],
-    std=[68.5005327, 66.6321579, 70.32316305],
-    to_rgb=True)
 
 train_pipeline = [
     dict(type='drm_mm.LoadImageDraft', min_size=image_size),
@@ -39,13 +36,13 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='drm_mm.ImageNetFolder',
-                 data_root=f'{data_root}/imagenet', split='train_fit',
+                 data_root='${data_root}/imagenet', split='train_fit',
                  pipeline=train_pipeline))
 
 
 def _set(dataset_type, **kwargs):  # noqa: E306
-    root = f'{data_root}/imagenet' if dataset_type == 'drm_mm.ImageNetFolder' \
-        else data_root
+    root = '${data_root}/imagenet' \
+        if dataset_type == 'drm_mm.ImageNetFolder' else '${data_root}'
     return dict(dataset=dict(type=dataset_type, data_root=root,
                              pipeline=test_pipeline, **kwargs),
                 sampler=dict(type='DefaultSampler', shuffle=False))

@@ -5,15 +5,11 @@
 #   python -c "import wilds; wilds.get_dataset('iwildcam', root_dir='data/wilds', download=True)"
 # or point data_root at an existing WILDS download.
 dataset_type = 'drm_mm.WILDSIWildCam'
+# The one data root of every split: set `data_root` in a child config or
+# pass `--cfg-options data_root=/my/wilds`; each split reads it as
+# '${data_root}' when the runner is built (drm_mm.datasets.config_refs).
 data_root = 'data/wilds'
 image_size = 224
-
-# MMPretrain data preprocessor with CLIP's pixel statistics (0-255, RGB).
-data_preprocessor = dict(
-    type='ClsDataPreprocessor',
-    mean=[122.770938, 116.7460125, 104.09373615],
-    std=[68.5005327, 66.6321579, 70.32316305],
-    to_rgb=True)
 
 # 1920x1080 camera-trap JPEGs: decode at a reduced scale (PIL draft) that
 # still covers the crop; exact for other formats.
@@ -39,12 +35,12 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
+    dataset=dict(type=dataset_type, data_root='${data_root}', split='train',
                  pipeline=train_pipeline))
 
 
 def _split(split):  # noqa: E306 (configs are Python)
-    return dict(dataset=dict(type=dataset_type, data_root=data_root,
+    return dict(dataset=dict(type=dataset_type, data_root='${data_root}',
                              split=split, pipeline=test_pipeline),
                 sampler=dict(type='DefaultSampler', shuffle=False))
 

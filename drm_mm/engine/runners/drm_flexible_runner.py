@@ -1,5 +1,6 @@
 """``DRMFlexibleRunner``: MMEngine's FlexibleRunner (strategies: FSDP,
 DeepSpeed...) with what :class:`DRMRunner` adds to the plain Runner."""
+import copy
 import os
 import os.path as osp
 import shutil
@@ -56,6 +57,8 @@ class DRMFlexibleRunner(FlexibleRunner):
 
     @classmethod
     def from_cfg(cls, cfg) -> Union[FlexibleRunner, DRMRunner]:
+        from drm_mm.datasets.config_refs import resolve_config_refs
+        cfg = resolve_config_refs(copy.deepcopy(cfg))
         launcher = cfg.get('launcher') or infer_launcher()
         if launcher == 'none':
             print_log('DRMFlexibleRunner: one process (no launcher), '

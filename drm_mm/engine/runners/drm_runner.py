@@ -1,6 +1,7 @@
 """``DRMRunner``: MMEngine's Runner with safe checkpoint loading, atomic
 checkpoint writes, resume that skips a corrupt latest checkpoint, and
 distributed training on CPU-only machines."""
+import copy
 import glob
 import os
 import os.path as osp
@@ -66,6 +67,22 @@ class DRMRunner(Runner):
       that names no loop but ``by_epoch=True`` gets it too, with a log line
       saying so.
     """
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'DRMRunner':
+        """Fills the ``${key}`` references of the dataloader configs (e.g.
+        ``data_root='${data_root}'``) from the merged config first
+        (:func:`drm_mm.datasets.resolve_config_refs`)."""
+        from drm_mm.datasets.config_refs import resolve_config_refs
+        return super().from_cfg(resolve_config_refs(copy.deepcopy(cfg)))
+
+    def build_param_scheduler(self, scheduler):
+        """MMEngine's, after checking that every scheduler fits the run
+        (:func:`drm_mm.engine.schedule_fit.check_schedule_fits`)."""
+        from drm_mm.engine.schedule_fit import check_schedule_fits
+        if isinstance(self._train_loop, BaseLoop):
+            check_schedule_fits(scheduler, self.max_epochs, self.max_iters)
+        return super().build_param_scheduler(scheduler)
 
     def build_train_loop(self, loop: Union[BaseLoop, Dict]) -> BaseLoop:
         from drm_mm.engine.loops.resumable_epoch_based_train_loop import \

@@ -17,6 +17,8 @@ Config shape (``val_*`` shown; ``test_*`` is the same)::
                          test=[dict(type='IWildCamMetric')])
     val_cfg = dict(type='MultiDatasetValLoop')
 
+A plain MMEngine loader (``dict(batch_size=..., dataset=...)``, no named
+set) is one set whose metrics are not prefixed, as with ValLoop / TestLoop.
 A set is an entry whose value is a dict with a ``dataset`` key (or a built
 DataLoader); the other entries are defaults merged into every set (which is
 also how ``tools/test.py``'s ``pin_memory`` / ``collate_fn`` defaults
@@ -26,7 +28,9 @@ is also what MMPretrain's single-set APIs read (``get_model`` its
 ``type``, the inferencers its ``pipeline``). Metrics come back as ``<set>/<metric>`` (``id_val/macro_f1``,
 ``imagenet_r/accuracy``), in set order, so
 ``CheckpointHook(save_best='id_val/macro_f1', rule='greater')`` selects on
-ID validation. Before each set the loop calls
+ID validation; a ``save_best`` naming a set or metric the loop does not
+produce is refused in one line (the sets when the loop is built, the metric
+names after the first validation). Before each set the loop calls
 ``model.set_class_subset(dataset.metainfo.get('class_subset'))`` when the
 model (unwrapped from DDP) has that method, and resets it to None after;
 likewise ``model.set_class_folding(metainfo['class_folding'])`` (ObjectNet),
@@ -51,6 +55,10 @@ except ImportError:  # pragma: no cover - older MMEngine
     _parse_losses = None
 
 _RESERVED_NAMES = ('type', 'metrics')
+
+#: Name of the one set of a plain loader (``dict(dataset=..., ...)``): its
+#: metrics are not prefixed, as with MMEngine's ValLoop / TestLoop.
+SINGLE_SET = ''
 
 
 class EvalSet(NamedTuple):
@@ -82,6 +90,21 @@ def split_dataloader_cfg(dataloader: Any, loop: str) -> tuple:
             f'dict(<name>=dict(dataset=..., sampler=...), ...).')
     sets = {k: v for k, v in dataloader.items() if _is_set(v)}
     shared = {k: v for k, v in dataloader.items() if not _is_set(v)}
+    if not sets and shared_dataset is not None:
+        # one plain MMEngine loader: one set, metrics left unprefixed
+        return {SINGLE_SET: dict(shared, dataset=shared_dataset)}, {}
+    shared_type = (shared_dataset or {}).get('type')
+    for name, value in sets.items():
+        own_type = value['dataset'].get('type') \
+            if isinstance(value, dict) else None
+        if shared_type is not None and own_type is not None \
+                and shared_type != own_type:
+            raise ValueError(
+                f'{loop}: the shared dataset (type {shared_type}) and set '
+                f'{name!r} (type {own_type}, e.g. inherited from a base '
+                f'config) disagree; to replace the base\'s sets write the '
+                f'dataloader with _delete_=True, e.g. dict(_delete_=True, '
+                f'batch_size=..., dataset=dict(type={shared_type!r}, ...)).')
     if shared_dataset:
         for name, value in sets.items():
             if isinstance(value, dict):
@@ -164,6 +187,28 @@ class MultiDatasetLoopMixin:
             self.sets.append(EvalSet(name, loader, ev))
         BaseLoop.__init__(self, runner, self.sets[0].dataloader)
         self.evaluator = self.sets[0].evaluator
+        if self._stage == 'val' and names != [SINGLE_SET]:
+            for key in self._selection_keys():
+                if key.split('/', 1)[0] not in names:
+                    raise ValueError(self._selection_error(key, names))
+
+    def _selection_keys(self) -> List[str]:
+        """The metric names ``CheckpointHook(save_best=...)`` selects on
+        (``'auto'``, the first metric, always exists)."""
+        keys: List[str] = []
+        for hook in getattr(self.runner, 'hooks', []):
+            for key in getattr(hook, 'key_indicators', None) or []:
+                if isinstance(key, str) and key != 'auto':
+                    keys.append(key)
+        return keys
+
+    def _selection_error(self, key: str, available: List[str]) -> str:
+        what = 'sets' if available and '/' not in available[0] else 'metrics'
+        return (f'default_hooks.checkpoint.save_best={key!r} is not among '
+                f'the {what} of val_dataloader / val_evaluator '
+                f'({available}); set default_hooks.checkpoint.save_best to '
+                f'one of them (\'<set>/<metric>\' with named sets) or '
+                f'to \'auto\' (the first metric).')
 
     # ------------------------------------------------------------------
 
@@ -228,7 +273,8 @@ class MultiDatasetLoopMixin:
             len(eval_set.dataloader.dataset))
         if losses and _parse_losses is not None:
             metrics.update(_parse_losses(losses, stage))
-        prefixed = {f'{eval_set.name}/{k}': v for k, v in metrics.items()}
+        prefixed = {f'{eval_set.name}/{k}' if eval_set.name else k: v
+                    for k, v in metrics.items()}
         summary = '  '.join(f'{k}: {v:.4f}' if isinstance(v, float)
                             else f'{k}: {v}' for k, v in prefixed.items())
         print_log(f'{stage} set {eval_set.name!r} done: {summary}',
@@ -243,6 +289,11 @@ class MultiDatasetLoopMixin:
         metrics: Dict[str, Any] = {}
         for eval_set in self.sets:
             metrics.update(self._run_set(eval_set))
+        if stage == 'val':
+            for key in self._selection_keys():
+                if key not in metrics:
+                    raise ValueError(self._selection_error(key,
+                                                           list(metrics)))
         self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
         self.runner.call_hook(f'after_{stage}')
         return metrics

@@ -10,7 +10,8 @@ from mmengine.fileio import dump
 from mmengine.logging import print_log
 from mmengine.runner import TestLoop
 
-from drm_mm.evaluation.loops.multi_dataset_base import MultiDatasetLoopMixin
+from drm_mm.evaluation.loops.multi_dataset_base import (
+    SINGLE_SET, MultiDatasetLoopMixin)
 from drm_mm.registry import LOOPS
 
 
@@ -42,7 +43,8 @@ class MultiDatasetTestLoop(MultiDatasetLoopMixin, TestLoop):
 
     MMPretrain's ``tools/test.py --out preds.pkl`` adds one ``DumpResults``
     to ``runner.test_evaluator`` (the first set's); the loop then writes
-    every set's predictions to that file as ``{set name: [predictions]}``.
+    every set's predictions to that file as ``{set name: [predictions]}``
+    (a plain one-set loader keeps MMEngine's list of predictions).
 
     Args:
         runner: the runner.
@@ -73,6 +75,8 @@ class MultiDatasetTestLoop(MultiDatasetLoopMixin, TestLoop):
         """The path of a ``DumpResults`` added to the first set only (as
         MMPretrain's tools/test.py does); it is replaced by per-set
         collectors."""
+        if [s.name for s in self.sets] == [SINGLE_SET]:
+            return None  # one plain loader: MMEngine's list of predictions
         first = self._added_dumps(0)
         if not first or any(
                 self._added_dumps(i) for i in range(1, len(self.sets))):

@@ -257,8 +257,8 @@ def test_per_set_evaluators_and_wilds_test_table(tmp_path, iwildcam_root):
 @pytest.mark.parametrize('dataloader, evaluator, match', [
     (dict(dataset='X', a=dict(dataset=dict())), dict(type='IWildCamMetric'),
      'the top-level "dataset" of a multi-set dataloader holds defaults'),
-    (dict(dataset=dict(type='X')), dict(type='IWildCamMetric'),
-     'no set found'),
+    (dict(dataset=dict(type='X'), a=dict(dataset=dict(type='Y'))),
+     dict(type='IWildCamMetric'), r"_delete_=True"),
     (dict(batch_size=2), dict(type='IWildCamMetric'), 'no set found'),
     (dict(a=dict(dataset=dict())), dict(b=dict(type='IWildCamMetric')),
      r"missing \['a'\], unknown \['b'\]"),
@@ -338,3 +338,63 @@ def test_per_set_dumps_are_left_alone(tmp_path, iwildcam_root):
         preds = load(str(tmp_path / f'{eval_set.name}.pkl'))
         assert isinstance(preds, list)
         assert len(preds) == len(eval_set.dataloader.dataset)
+
+
+def test_plain_loader_is_one_unprefixed_set(tmp_path, iwildcam_root):
+    """A child that writes a plain MMEngine loader under a base with
+    MultiDatasetTestLoop gets MMEngine's metric names and --out list."""
+    from mmengine import load
+    from mmengine.evaluator import DumpResults
+    runner = DRMRunner(
+        model=_ScheduledModel(), work_dir=str(tmp_path),
+        test_dataloader=_wilds_loader(iwildcam_root, 'test'),
+        test_evaluator=dict(type='Accuracy', topk=1),
+        test_cfg=dict(type='MultiDatasetTestLoop'),
+        default_scope='drm_mm',
+        experiment_name=f'multi_loop_test_{next(_RUN_IDS)}')
+    out = str(tmp_path / 'preds.pkl')
+    runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
+    metrics = runner.test()
+    # test split: 4 classes x 2 images, OOD quality 1.0 at epoch 0
+    assert metrics == {'accuracy/top1': 100.0}
+    preds = load(out)
+    assert isinstance(preds, list) and len(preds) == 8
+
+
+def _save_best_runner(tmp_path, iwildcam_root, save_best):
+    return DRMRunner(
+        model=_ScheduledModel(), work_dir=str(tmp_path),
+        train_dataloader=_wilds_loader(iwildcam_root, 'train', shuffle=True),
+        train_cfg=dict(by_epoch=True, max_epochs=1, val_interval=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
+        val_dataloader=dict(val=_wilds_loader(iwildcam_root, 'val')),
+        val_evaluator=dict(type='IWildCamMetric'),
+        val_cfg=dict(type='MultiDatasetValLoop'),
+        default_hooks=dict(checkpoint=dict(
+            type='CheckpointHook', interval=1, save_best=save_best,
+            rule='greater')),
+        default_scope='drm_mm',
+        experiment_name=f'multi_loop_test_{next(_RUN_IDS)}')
+
+
+@pytest.mark.parametrize('save_best, match', [
+    ('id_val/macro_f1', r"save_best='id_val/macro_f1' is not among the "
+     r"sets of val_dataloader / val_evaluator \(\['val'\]\)"),
+    ('val/no_such_metric', r"save_best='val/no_such_metric' is not among "
+     r"the metrics .*'val/macro_f1'"),
+])
+def test_save_best_of_another_set_is_one_line(tmp_path, iwildcam_root,
+                                              save_best, match):
+    runner = _save_best_runner(tmp_path, iwildcam_root, save_best)
+    with pytest.raises(ValueError, match=match) as err:
+        runner.train()
+    assert '\n' not in str(err.value)
+    assert "or to 'auto'" in str(err.value)
+
+
+def test_save_best_auto_follows_the_first_set(tmp_path, iwildcam_root):
+    import glob
+    runner = _save_best_runner(tmp_path, iwildcam_root, 'auto')
+    runner.train()
+    best = glob.glob(str(tmp_path / 'best_val_acc_epoch_1.pth'))
+    assert len(best) == 1, sorted(p.name for p in tmp_path.iterdir())
