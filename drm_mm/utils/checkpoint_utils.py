@@ -19,7 +19,8 @@ from torch import nn
 from .safe_checkpoint import load_trusted_checkpoint
 
 __all__ = [
-    'CheckpointMismatchError', 'CheckpointReadError', 'state_dict_of',
+    'CheckpointMismatchError', 'CheckpointReadError', 'CheckpointWriteError',
+    'state_dict_of',
     'load_state_dict_file', 'is_float_tensor', 'check_compatible',
     'make_checkpoint', 'save_checkpoint', 'unwrap_model', 'model_state_dict',
     'load_weights', 'missing_storage_records'
@@ -32,6 +33,10 @@ class CheckpointMismatchError(ValueError):
 
 class CheckpointReadError(ValueError):
     """A checkpoint file exists but cannot be read (truncated, corrupt)."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (nothing is left behind)."""
 
 
 # ---------------------------------------------------------------- reading
@@ -215,12 +220,26 @@ def make_checkpoint(state_dict: Mapping,
 
 def save_checkpoint(checkpoint: Dict[str, Any], path: str) -> None:
     """``torch.save`` to ``<path>.tmp`` then rename, so a crash never leaves
-    a truncated file at ``path``."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    a truncated file at ``path``; a failed write (a full disk, ``path`` a
+    folder) removes the ``.tmp`` and raises :class:`CheckpointWriteError`
+    with one line naming the file."""
+    if osp.isdir(path):
+        raise CheckpointWriteError(
+            f'cannot write the checkpoint {path}: it is a directory; pass a '
+            'file path (e.g. ending in .pth).')
     tmp = f'{path}.tmp'
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if osp.isfile(tmp):
+            os.remove(tmp)
+        lines = str(err).strip().splitlines()
+        first = lines[0][:200] if lines else type(err).__name__
+        raise CheckpointWriteError(
+            f'cannot write the checkpoint {path} ({type(err).__name__}: '
+            f'{first}); free disk space or choose another path.') from None
 
 
 # ---------------------------------------------------------------- model

@@ -66,6 +66,17 @@ def test_collective_timeout_is_a_timedelta():
     assert collective_timeout(None) == {}
 
 
+@pytest.mark.parametrize('name', ['default_runtime.py', 'fsdp_runtime.py'])
+def test_distributed_configs_set_a_collective_timeout(name):
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    cfg = Config.fromfile(osp.join(root, 'configs', '_base_', name))
+    assert cfg.env_cfg.dist_cfg.timeout == 1800
+
+
 class _Scaled(nn.Module):
 
     def __init__(self):
