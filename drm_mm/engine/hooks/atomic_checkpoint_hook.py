@@ -22,6 +22,14 @@ class AtomicCheckpointHook(CheckpointHook):
     removes the outdated files afterwards. ``DRMRunner`` uses it in place of
     ``CheckpointHook``. Leftover ``*.pth.tmp`` files of a killed write are
     removed before training.
+
+    The one place drm_mm overrides private MMEngine methods: MMEngine
+    0.10.7's ``CheckpointHook._save_checkpoint_with_step`` and
+    ``_save_best_checkpoint`` remove the old files and write the new one
+    in one method, with no public point in between; overriding the public
+    ``after_train_epoch`` / ``after_train_iter`` / ``after_val_epoch``
+    instead would copy their whole schedule and best-score logic. Check
+    both methods when MMEngine is upgraded.
     """
 
     def before_train(self, runner: Any) -> None:
