@@ -10,7 +10,8 @@ from .soft_label_cache_hook import (SoftLabelCacheHook, dataset_fingerprint,
 
 __all__ = [
     'AtomicCheckpointHook', 'ClassConsistencyHook', 'ClassMismatchError',
-    'class_mismatch', 'DivergenceError', 'DivergenceGuardHook', 'ResumePositionHook',
+    'class_mismatch', 'DivergenceError', 'DivergenceGuardHook',
+    'ResumePositionHook',
     'SoftLabelCacheHook', 'dataset_fingerprint', 'find_pipeline',
     'image_stamps', 'preprocessor_fingerprint'
 ]

@@ -44,8 +44,8 @@ def test_config_keys_win_over_defaults():
     assert strategy.model_wrapper['sharding_strategy'] == 'SHARD_GRAD_OP'
 
 
-@pytest.mark.parametrize('cfg', ['local', dict(state_dict_type='LOCAL_STATE_DICT'),
-                                 'sharded'])
+@pytest.mark.parametrize(
+    'cfg', ['local', dict(state_dict_type='LOCAL_STATE_DICT'), 'sharded'])
 def test_non_consolidated_state_dicts_are_refused_at_config_time(cfg):
     # a 'local' checkpoint is a folder of rank shards: resume failed with
     # "epoch_1.pth is unusable: file does not exist"
