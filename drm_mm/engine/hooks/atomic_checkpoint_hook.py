@@ -5,7 +5,7 @@ import os
 import os.path as osp
 from typing import Any, List
 
-from mmengine.dist import is_main_process
+from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import CheckpointHook
 
 from drm_mm.registry import HOOKS
@@ -97,6 +97,7 @@ class AtomicCheckpointHook(CheckpointHook):
         if self.max_keep_ckpts > 0:
             runner.message_hub.update_info('keep_ckpt_ids',
                                            list(self.keep_ckpt_ids))
+        barrier()  # last_checkpoint names it before any rank goes on
 
     def _save_best_checkpoint(self, runner: Any, metrics: dict) -> None:
         if not self.save_best:

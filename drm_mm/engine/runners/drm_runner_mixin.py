@@ -13,7 +13,7 @@ import os
 import os.path as osp
 from typing import Any, Dict, List, Optional, Union
 
-from mmengine.dist import broadcast_object_list, is_main_process
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.runner import BaseLoop
 
 from drm_mm.utils.checkpoint_integrity import checkpoint_problem
@@ -287,7 +287,10 @@ class DRMRunnerMixin:
                         **kwargs) -> None:
         """Write ``<filename>.tmp`` and rename it on rank 0: a crash
         mid-write leaves the previous checkpoints intact and no truncated
-        ``.pth``; a failed write (e.g. a full disk) leaves no ``.tmp``."""
+        ``.pth``; a failed write (e.g. a full disk) leaves no ``.tmp``.
+        Every rank waits until the file is in place, so a rank that stops
+        right after the save (a kill, an error) cannot take rank 0's write
+        down with it."""
         if '://' in out_dir:  # remote backends: no rename semantics
             return super().save_checkpoint(out_dir, filename, *args,
                                            **kwargs)
@@ -302,3 +305,4 @@ class DRMRunnerMixin:
             raise
         if is_main_process():
             os.replace(tmp, final)
+        barrier()
