@@ -59,7 +59,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        guarded = 'DivergenceGuard' in str(cfg.optim_wrapper.get('type'))
+        cfg.optim_wrapper.type = ('drm_mm.DivergenceGuardAmpOptimWrapper'
+                                  if guarded else 'AmpOptimWrapper')
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

@@ -76,6 +76,9 @@ def check_args(args: argparse.Namespace) -> None:
     if args.save_path is not None and args.save_alpha is None:
         raise SystemExit('wise_ft.py: --save-path needs --save-alpha (the '
                          'alpha whose weights to save).')
+    if args.save_path is not None and osp.isdir(args.save_path):
+        raise SystemExit(f'wise_ft.py: --save-path {args.save_path!r} is a '
+                         'directory; pass the .pth file to write.')
     for flag in ('finetuned', 'zeroshot'):
         path = getattr(args, flag)
         if path is not None and not osp.isfile(path):

@@ -25,7 +25,10 @@ env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     # nccl on GPUs; DRMRunner uses gloo itself when no GPU is present.
-    dist_cfg=dict(backend='nccl'),
+    # timeout (seconds): a collective that waits longer for a stopped or
+    # hung rank fails instead of blocking the other ranks forever; 30 min
+    # covers the longest rank-0-only step (writing a ViT-bigG checkpoint).
+    dist_cfg=dict(backend='nccl', timeout=1800),
 )
 
 # Local JSON scalars by default. TensorBoard: add

@@ -14,5 +14,5 @@ strategy = dict(
     ),
     # consolidated weights in every checkpoint (rank 0, on CPU): read by
     # tools/test.py, tools/wise_ft.py and DRMRunner like a DDP checkpoint.
-    # 'local' writes one shard per rank instead (faster for ViT-bigG).
+    # The only value accepted: per-rank 'local' shards cannot be resumed.
     state_dict_cfg='full')

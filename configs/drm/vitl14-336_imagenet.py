@@ -22,7 +22,8 @@ model = dict(
     descriptions='imagenet.json')
 # bf16 autocast (AmpOptimWrapper) and activation checkpointing keep
 # ViT-L within one 80 GB GPU at 32 images per GPU.
-optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16')
+optim_wrapper = dict(type='drm_mm.DivergenceGuardAmpOptimWrapper',
+                     dtype='bfloat16')
 
 default_hooks = dict(
     checkpoint=dict(save_best='imagenet_holdout/accuracy', rule='greater'))

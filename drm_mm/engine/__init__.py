@@ -2,5 +2,6 @@
 drm_mm)."""
 from .hooks import *  # noqa: F401,F403
 from .loops import *  # noqa: F401,F403
+from .optim_wrappers import *  # noqa: F401,F403
 from .runners import *  # noqa: F401,F403
 from .strategies import *  # noqa: F401,F403

@@ -5,11 +5,13 @@ Shared by WiSE-FT (:mod:`drm_mm.engine.wise_ft`), model soups
 :class:`CheckpointMismatchError` and the compatibility check without
 importing each other.
 """
+import io
 import os
 import os.path as osp
 import pickle
+import zipfile
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
@@ -17,10 +19,11 @@ from torch import nn
 from .safe_checkpoint import load_trusted_checkpoint
 
 __all__ = [
-    'CheckpointMismatchError', 'CheckpointReadError', 'state_dict_of',
+    'CheckpointMismatchError', 'CheckpointReadError', 'CheckpointWriteError',
+    'state_dict_of',
     'load_state_dict_file', 'is_float_tensor', 'check_compatible',
     'make_checkpoint', 'save_checkpoint', 'unwrap_model', 'model_state_dict',
-    'load_weights'
+    'load_weights', 'missing_storage_records'
 ]
 
 
@@ -30,6 +33,10 @@ class CheckpointMismatchError(ValueError):
 
 class CheckpointReadError(ValueError):
     """A checkpoint file exists but cannot be read (truncated, corrupt)."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (nothing is left behind)."""
 
 
 # ---------------------------------------------------------------- reading
@@ -86,6 +93,76 @@ def load_state_dict_file(path: str) -> 'OrderedDict':
 
 
 # ---------------------------------------------------------------- checking
+class _Inert:
+    """Stands for every object of a pickle read by
+    :func:`missing_storage_records`: accepts any construction and any
+    state, runs nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> '_Inert':
+        return _Inert()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _StorageKeys(pickle.Unpickler):
+    """Reads a ``torch.save`` ``data.pkl`` only for its storage keys: every
+    global resolves to :class:`_Inert` (no code of the file runs) and each
+    persistent id ``('storage', type, key, location, numel)`` is
+    recorded."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.keys: List[str] = []
+
+    def find_class(self, module: str, name: str) -> type:
+        return _Inert
+
+    def persistent_load(self, pid: Any) -> '_Inert':
+        if isinstance(pid, tuple) and len(pid) > 2 and pid[0] == 'storage':
+            self.keys.append(str(pid[2]))
+        return _Inert()
+
+
+def missing_storage_records(path: str) -> List[str]:
+    """Storage keys that ``data.pkl`` of the ``torch.save`` zip ``path``
+    refers to but the zip has no ``data/<key>`` record for (empty when the
+    file is complete). The zip's CRCs cannot show a record removed whole.
+
+    A file that is not such a zip, or whose pickle cannot be read, gives
+    ``['data.pkl']``.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            pickles = [n for n in names if n.endswith('/data.pkl')
+                       or n == 'data.pkl']
+            if len(pickles) != 1:
+                return ['data.pkl']
+            prefix = pickles[0][:-len('data.pkl')]
+            reader = _StorageKeys(archive.read(pickles[0]))
+            reader.load()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, RecursionError,
+            pickle.UnpicklingError, MemoryError):
+        return ['data.pkl']
+    present = set(names)
+    return [key for key in dict.fromkeys(reader.keys)
+            if f'{prefix}data/{key}' not in present]
+
+
 def is_float_tensor(value: Any) -> bool:
     """True for the entries that are interpolated / averaged."""
     return isinstance(value, torch.Tensor) and (value.is_floating_point()
@@ -143,12 +220,26 @@ def make_checkpoint(state_dict: Mapping,
 
 def save_checkpoint(checkpoint: Dict[str, Any], path: str) -> None:
     """``torch.save`` to ``<path>.tmp`` then rename, so a crash never leaves
-    a truncated file at ``path``."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    a truncated file at ``path``; a failed write (a full disk, ``path`` a
+    folder) removes the ``.tmp`` and raises :class:`CheckpointWriteError`
+    with one line naming the file."""
+    if osp.isdir(path):
+        raise CheckpointWriteError(
+            f'cannot write the checkpoint {path}: it is a directory; pass a '
+            'file path (e.g. ending in .pth).')
     tmp = f'{path}.tmp'
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if osp.isfile(tmp):
+            os.remove(tmp)
+        lines = str(err).strip().splitlines()
+        first = lines[0][:200] if lines else type(err).__name__
+        raise CheckpointWriteError(
+            f'cannot write the checkpoint {path} ({type(err).__name__}: '
+            f'{first}); free disk space or choose another path.') from None
 
 
 # ---------------------------------------------------------------- model

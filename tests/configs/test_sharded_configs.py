@@ -38,7 +38,7 @@ def test_sharded_config(name):
     clip = cfg.model.clip
     assert clip.model_name == arch and clip.grad_checkpointing
     assert clip.pretrained in open_clip.list_pretrained_tags_by_model(arch)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.type == 'drm_mm.DivergenceGuardAmpOptimWrapper'
     assert cfg.optim_wrapper.dtype == 'bfloat16'
     # all but the CLIP and the runner/strategy equal the ViT-L/14 config
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',

@@ -48,6 +48,31 @@ class ReliabilityKillHook(Hook):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: Environment variable read by :class:`ReliabilityEpochEndKillHook`:
+#: ``train:N`` (after epoch N's ``after_train_epoch``, its checkpoint
+#: written, before its validation) or ``val:N`` (after epoch N's
+#: validation, its best checkpoint written).
+EPOCH_KILL_ENV = 'DRM_RELIABILITY_KILL_AT_EPOCH_END'
+
+
+@HOOKS.register_module(force=True)
+class ReliabilityEpochEndKillHook(Hook):
+    """SIGKILL this process at an epoch's end (``$EPOCH_KILL_ENV``), after
+    every other hook of that stage; inert without the variable."""
+
+    priority = 'LOWEST'
+
+    def _kill_if(self, stage: str, epoch: int) -> None:
+        if os.environ.get(EPOCH_KILL_ENV) == f'{stage}:{epoch}':
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def after_train_epoch(self, runner) -> None:
+        self._kill_if('train', runner.epoch + 1)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._kill_if('val', runner.epoch)
+
+
 @HOOKS.register_module(force=True)
 class ReliabilityRecordHook(Hook):
     """Append each iteration's loss outputs of this rank (full precision)
@@ -115,6 +140,7 @@ def train_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     offline hubs, one thread per process."""
     env = dict(os.environ)
     env.pop(KILL_ENV, None)
+    env.pop(EPOCH_KILL_ENV, None)
     env.update(PYTHONPATH=os.pathsep.join(
         [str(REPO), str(HERE), env.get('PYTHONPATH', '')]),
                HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -260,7 +286,8 @@ def toy_runner(work_dir: Path, max_epochs: int = 3, resume: bool = False,
         val_dataloader=dict(loader, sampler=dict(type='DefaultSampler',
                                                  shuffle=False)),
         val_evaluator=[_toy_metric()], val_cfg=dict(),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
+        optim_wrapper=dict(type='DivergenceGuardOptimWrapper',
+                           optimizer=dict(type='SGD', lr=lr)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(
             checkpoint=dict(dict(type='CheckpointHook', interval=1),
@@ -372,7 +399,8 @@ def tail(text: str, n: int = 4000) -> str:
 
 
 __all__: Sequence[str] = [
-    'REPO', 'KILL_ENV', 'ReliabilityKillHook', 'ReliabilityRecordHook',
+    'REPO', 'KILL_ENV', 'EPOCH_KILL_ENV', 'ReliabilityKillHook',
+    'ReliabilityEpochEndKillHook', 'ReliabilityRecordHook',
     'tiny_class_setup', 'write_config', 'train_env', 'start_train',
     'finish', 'run_train', 'run_dist_train', 'scalar_rows',
     'load_checkpoint', 'max_abs_diff', 'tensors_equal', 'read_jsonl',

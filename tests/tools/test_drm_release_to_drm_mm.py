@@ -73,8 +73,15 @@ def tiny_openai_state(seed=0):
     return {k: v.detach().clone() for k, v in clip.model.state_dict().items()}
 
 
-def authors_encoder(code, state, half=()):
-    """``CLIPEncoder`` as the release pickles it, built from ``state``."""
+#: What a release's CLIP holds besides its weights: the entries OpenAI's
+#: JIT archive keeps beside them, and a non-persistent buffer.
+JIT_ONLY = {'input_resolution': 32, 'context_length': 77, 'vocab_size': 49408}
+
+
+def authors_encoder(code, state, half=(), extras=True):
+    """``CLIPEncoder`` as the release pickles it, built from ``state``;
+    ``extras``: with the JIT-only entries (buffers) and a non-persistent
+    ``attn_mask`` buffer, none of which the converter may keep."""
     names = {'': 'CLIP', 'visual': 'VisionTransformer',
              'transformer': 'Transformer', 'visual.transformer': 'Transformer'}
     classes = {n: code.cls('clip_m.model', n) for n in set(names.values())}
@@ -106,6 +113,11 @@ def authors_encoder(code, state, half=()):
             node = node._modules[part]
         tensor = value.half() if key in half else value.clone()
         node.register_parameter(leaf, nn.Parameter(tensor))
+    if extras:
+        for key, value in JIT_ONLY.items():
+            root.register_buffer(key, torch.tensor(value))
+        root.register_buffer('attn_mask', torch.full((3, 3), -1.0),
+                             persistent=False)
     from torchvision import transforms as T
     encoder = _empty(code.cls('src.models.modeling', 'CLIPEncoder'))
     encoder.model = root
@@ -131,7 +143,9 @@ def test_release_pickle_converts_to_the_same_tensors(tmp_path, monkeypatch):
     assert ckpt['meta']['source_class'] == 'CLIPEncoder'
     assert ckpt['meta']['activation'] == 'quick_gelu'
     converted = ckpt['state_dict']
+    # the JIT-only entries and the non-persistent buffer are not weights
     assert list(converted) == [f'clip.model.{k}' for k in state]
+    assert not set(JIT_ONLY) & set(state) and 'attn_mask' not in state
     for key, value in state.items():
         got = converted[f'clip.model.{key}']
         assert got.dtype == torch.float32
@@ -152,6 +166,89 @@ def test_config_check_names_mismatches(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count('\n') == 1
     assert "missing ['clip.model.ln_final.bias']" in err
+
+
+def _release(tmp_path, monkeypatch, extra=None, depth=0):
+    """A release file; ``extra``: one more parameter (name -> tensor);
+    ``depth``: a chain of that many nested modules under the CLIP."""
+    state = tiny_openai_state()
+    code = _AuthorsCode(monkeypatch)
+    encoder = authors_encoder(code, state)
+    if extra:
+        for key, value in extra.items():
+            encoder.model.register_parameter(key, nn.Parameter(value))
+    node = encoder.model
+    nested = code.cls('clip_m.model', 'Nested')
+    for _ in range(depth):
+        child = _empty(nested)
+        node.add_module('nested', child)
+        node = child
+    src = tmp_path / 'release.pt'
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20 * depth))
+    try:
+        torch.save(encoder, src)
+    finally:
+        sys.setrecursionlimit(limit)
+    monkeypatch.undo()
+    return src
+
+
+@pytest.mark.parametrize('key', ['\u00b2', 'a\ud800b'])
+def test_non_ascii_parameter_names_are_one_line_errors(tmp_path, monkeypatch,
+                                                        capsys, key):
+    src = _release(tmp_path, monkeypatch, extra={key: torch.zeros(2)})
+    assert _tool().main([str(src), str(tmp_path / 'o.pth')]) == 1
+    err = capsys.readouterr().err
+    assert err == (f'error: {src}: the CLIP module has a parameter named '
+                   f"{ascii(key)}, not an ASCII name of a CLIP weight: this "
+                   "file is not a DRM release (pass the authors' .pt "
+                   'file).\n')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['release.pt']
+
+
+def test_deeply_nested_pickle_is_a_one_line_error(tmp_path, monkeypatch,
+                                                  capsys):
+    src = _release(tmp_path, monkeypatch, depth=3000)
+    assert _tool().main([str(src), str(tmp_path / 'o.pth')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {src}: the pickled objects nest deeper')
+    assert err.count('\n') == 1 and 'RecursionError' in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['release.pt']
+
+
+def test_output_directory_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    src = _release(tmp_path, monkeypatch)
+    (tmp_path / 'out').mkdir()
+    assert _tool().main([str(src), str(tmp_path / 'out'), '--force']) == 1
+    assert capsys.readouterr().err == (
+        f'error: {tmp_path / "out"} is a directory; pass the .pth file to '
+        'write.\n')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out',
+                                                          'release.pt']
+    assert list((tmp_path / 'out').iterdir()) == []
+
+
+def _small_disk():
+    """Files of this process may not grow past 64 KiB (as a full disk:
+    writes fail with EFBIG; Python ignores SIGXFSZ)."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+
+
+def test_full_disk_is_a_one_line_error_and_leaves_no_tmp(tmp_path,
+                                                         monkeypatch):
+    src = _release(tmp_path, monkeypatch)
+    out = tmp_path / 'o.pth'
+    proc = subprocess.run([sys.executable, str(TOOL), str(src), str(out)],
+                          env=_env(), capture_output=True, text=True,
+                          preexec_fn=_small_disk, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    last = proc.stderr.splitlines()[-1]  # after import warnings, if any
+    assert last.startswith(f'error: cannot write the checkpoint {out} (')
+    assert last.endswith('free disk space or choose another path.')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['release.pt']
 
 
 class _Evil:

@@ -182,6 +182,49 @@ def test_bad_arguments_fail_early(checkpoints, tmp_path, monkeypatch, flags,
     assert not (tmp_path / 'w').exists()
 
 
+def test_save_path_directory_fails_early(checkpoints, tmp_path,
+                                         monkeypatch):
+    folder, _, _ = checkpoints
+    (tmp_path / 'out').mkdir()
+    got = run_main(monkeypatch, [
+        str(CONFIG), '--finetuned', str(folder / 'ft.pth'), '--work-dir',
+        str(tmp_path / 'w'), '--save-alpha', '0.5', '--save-path',
+        str(tmp_path / 'out')])
+    assert got == (f"wise_ft.py: --save-path {str(tmp_path / 'out')!r} is a "
+                   'directory; pass the .pth file to write.')
+    assert not (tmp_path / 'w').exists()
+    assert list((tmp_path / 'out').iterdir()) == []
+
+
+def _small_disk():
+    """Files of this process may not grow past 64 KiB: writes beyond fail
+    with EFBIG, as on a full disk (Python ignores SIGXFSZ)."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+
+
+def test_full_disk_on_save_is_one_line_and_leaves_no_tmp(checkpoints,
+                                                         tmp_path):
+    folder, _, _ = checkpoints
+    saved = tmp_path / 'mixed.pth'
+    env = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+    result = subprocess.run(
+        [sys.executable, 'tools/wise_ft.py', str(CONFIG), '--finetuned',
+         str(folder / 'ft.pth'), '--work-dir', str(tmp_path / 'w'),
+         '--save-alpha', '0.5', '--save-path', str(saved)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        preexec_fn=_small_disk)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith('error: ')]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert errors[0].startswith('error: CheckpointWriteError: cannot write '
+                                f'the checkpoint {saved} (')
+    assert errors[0].endswith('free disk space or choose another path.')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['w']
+
+
 def test_missing_checkpoint(tmp_path, monkeypatch):
     got = run_main(monkeypatch, [str(CONFIG), '--finetuned',
                                  str(tmp_path / 'nope.pth')])

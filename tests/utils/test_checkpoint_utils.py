@@ -95,3 +95,35 @@ def test_unreadable_checkpoint_names_the_file(model, tmp_path):
     assert message.endswith('it is truncated or corrupt: pass another file '
                             'or re-save it.')
     assert '\n' not in message
+
+
+def test_save_checkpoint_refuses_a_directory(tmp_path):
+    from drm_mm.utils.checkpoint_utils import CheckpointWriteError
+    (tmp_path / 'out.pth').mkdir()
+    with pytest.raises(CheckpointWriteError) as err:
+        save_checkpoint(make_checkpoint({'w': torch.zeros(1)}),
+                        str(tmp_path / 'out.pth'))
+    assert str(err.value) == (
+        f'cannot write the checkpoint {tmp_path / "out.pth"}: it is a '
+        'directory; pass a file path (e.g. ending in .pth).')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.pth']
+
+
+def test_failed_write_leaves_no_tmp(tmp_path, monkeypatch):
+    from drm_mm.utils.checkpoint_utils import CheckpointWriteError
+
+    def full_disk(obj, path):  # what torch's zip writer raises
+        with open(path, 'wb') as f:
+            f.write(b'PK partial')
+        raise RuntimeError('[enforce fail at inline_container.cc:672] . '
+                           'unexpected pos 64 vs 0\nframe #0: c10::...')
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(CheckpointWriteError) as err:
+        save_checkpoint(make_checkpoint({'w': torch.zeros(1)}),
+                        str(tmp_path / 'a.pth'))
+    assert str(err.value) == (
+        f'cannot write the checkpoint {tmp_path / "a.pth"} (RuntimeError: '
+        '[enforce fail at inline_container.cc:672] . unexpected pos 64 vs '
+        '0); free disk space or choose another path.')
+    assert list(tmp_path.iterdir()) == []

@@ -26,9 +26,9 @@ import _compat_pickle
 import argparse
 import builtins
 import collections
-import os
 import os.path as osp
 import pickle
+import re
 import sys
 import types
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -46,6 +46,8 @@ _TORCH_REBUILD = ('_rebuild_tensor', '_rebuild_tensor_v2',
 _SAFE_BUILTINS = ('set', 'frozenset', 'slice', 'complex', 'tuple', 'list',
                   'dict')
 OPENAI_JIT_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+#: Parameter / buffer names of an OpenAI or open_clip CLIP.
+_KEY = re.compile(r'[A-Za-z0-9_.]+')
 
 
 class ReleaseCheckpointError(ValueError):
@@ -247,6 +249,12 @@ def convert(path: str) -> Dict[str, Any]:
     root = load_release(path)
     clip = find_clip(root, path)
     state = module_state_dict(clip)
+    odd = [k for k in state if not _KEY.fullmatch(k)]
+    if odd:
+        raise ReleaseCheckpointError(
+            f'{path}: the CLIP module has a parameter named {ascii(odd[0])}, '
+            'not an ASCII name of a CLIP weight: this file is not a DRM '
+            'release (pass the authors\' .pt file).')
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise ReleaseCheckpointError(f'{path}: entries {bad[:5]} of the CLIP '
@@ -290,6 +298,11 @@ def check_against_config(state: Dict[str, torch.Tensor],
             f'{shapes[:3]}. Pick the config of the same backbone.')
 
 
+def ascii_safe(text: Any) -> str:
+    """``text`` printable on any terminal (non-ASCII escaped)."""
+    return str(text).encode('ascii', 'backslashreplace').decode('ascii')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help="the authors' released .pt file")
@@ -299,20 +312,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--force', action='store_true',
                         help='overwrite an existing output file')
     args = parser.parse_args(argv)
+    from drm_mm.utils.checkpoint_utils import save_checkpoint
     try:
         if not osp.isfile(args.src):
             raise ReleaseCheckpointError(f'{args.src}: no such file.')
+        if osp.isdir(args.out):
+            raise ReleaseCheckpointError(f'{args.out} is a directory; pass '
+                                         'the .pth file to write.')
         if osp.exists(args.out) and not args.force:
             raise ReleaseCheckpointError(f'{args.out} exists; pass --force '
                                          f'to overwrite it.')
         checkpoint = convert(args.src)
         if args.config:
             check_against_config(checkpoint['state_dict'], args.config)
-        tmp = f'{args.out}.tmp'
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, args.out)
+        save_checkpoint(checkpoint, args.out)  # .tmp, renamed; none left
     except (ReleaseCheckpointError, OSError) as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {ascii_safe(err)}', file=sys.stderr)
+        return 1
+    except RecursionError:
+        print(f'error: {ascii_safe(args.src)}: the pickled objects nest '
+              'deeper than Python can walk (RecursionError); this is not a '
+              "DRM release: pass the authors' .pt file.", file=sys.stderr)
         return 1
     act = checkpoint['meta']['activation']
     print(f'wrote {args.out}: {len(checkpoint["state_dict"])} tensors from '

@@ -1,8 +1,11 @@
 # FLYP / DRM fine-tuning recipe for WILDS (docs/method.md): AdamW, lr 1e-5,
 # weight decay 0.2, 500 warm-up iterations then cosine decay, 20 epochs,
-# global batch 256 (see auto_scale_lr).
+# global batch 256 (see auto_scale_lr). The wrapper stops training before
+# the update when the loss is NaN / inf (on_nonfinite='skip' drops the
+# step instead); the AMP configs use drm_mm.DivergenceGuardAmpOptimWrapper.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='drm_mm.DivergenceGuardOptimWrapper',
+    on_nonfinite='stop',
     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=0.2,
                    betas=(0.9, 0.999), eps=1e-8),
     clip_grad=None)

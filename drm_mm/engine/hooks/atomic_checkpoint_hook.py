@@ -5,7 +5,7 @@ import os
 import os.path as osp
 from typing import Any, List
 
-from mmengine.dist import is_main_process
+from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import CheckpointHook
 
 from drm_mm.registry import HOOKS
@@ -22,6 +22,14 @@ class AtomicCheckpointHook(CheckpointHook):
     removes the outdated files afterwards. ``DRMRunner`` uses it in place of
     ``CheckpointHook``. Leftover ``*.pth.tmp`` files of a killed write are
     removed before training.
+
+    The one place drm_mm overrides private MMEngine methods: MMEngine
+    0.10.7's ``CheckpointHook._save_checkpoint_with_step`` and
+    ``_save_best_checkpoint`` remove the old files and write the new one
+    in one method, with no public point in between; overriding the public
+    ``after_train_epoch`` / ``after_train_iter`` / ``after_val_epoch``
+    instead would copy their whole schedule and best-score logic. Check
+    both methods when MMEngine is upgraded.
     """
 
     def before_train(self, runner: Any) -> None:
@@ -89,6 +97,7 @@ class AtomicCheckpointHook(CheckpointHook):
         if self.max_keep_ckpts > 0:
             runner.message_hub.update_info('keep_ckpt_ids',
                                            list(self.keep_ckpt_ids))
+        barrier()  # last_checkpoint names it before any rank goes on
 
     def _save_best_checkpoint(self, runner: Any, metrics: dict) -> None:
         if not self.save_best:

@@ -92,6 +92,36 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         super().__init__(runner, dataloader, max_epochs, val_begin,
                          val_interval, dynamic_intervals)
         self.reseed_every_iter = bool(reseed_every_iter)
+        # where the loop stands while hooks run (see resume_position)
+        self._in_iter = False
+        self._in_epoch_end = False
+
+    def resume_position(self) -> Tuple[int, int]:
+        """``(epoch, iter)`` a checkpoint written now must store so that a
+        resume continues exactly here: inside ``after_train_iter`` the
+        iteration counts as done (``(epoch, iter + 1)``), inside
+        ``after_train_epoch`` the epoch does (``(epoch + 1, iter)``),
+        elsewhere (validation, between epochs) ``(epoch, iter)``.
+
+        These are the values MMEngine's ``CheckpointHook`` passes as
+        ``meta``; :class:`ResumePositionHook` writes them into every
+        checkpoint because ``FlexibleRunner.save_checkpoint`` (MMEngine
+        0.10.7) overwrites them from ``by_epoch`` alone, which after a
+        validation (``save_best``) stores the next epoch.
+        """
+        if self._in_iter:
+            return self._epoch, self._iter + 1
+        if self._in_epoch_end:
+            return self._epoch + 1, self._iter
+        return self._epoch, self._iter
+
+    def run_iter(self, idx: int, data_batch: Any) -> None:
+        """MMEngine's iteration, marking it for :meth:`resume_position`."""
+        self._in_iter = True
+        try:
+            super().run_iter(idx, data_batch)
+        finally:
+            self._in_iter = False
 
     def batches_done_in_epoch(self) -> int:
         """Batches of the current epoch already trained (0 unless resumed
@@ -208,7 +238,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
                 break
             self.run_iter(idx, data_batch)
             idx += 1
-        self.runner.call_hook('after_train_epoch')
+        self._in_epoch_end = True
+        try:
+            self.runner.call_hook('after_train_epoch')
+        finally:
+            self._in_epoch_end = False
         self._epoch += 1
 
 

@@ -2,6 +2,7 @@
 (consolidated checkpoints, one FSDP unit per CLIP block) and CPU/gloo
 support, for ``FlexibleRunner`` / :class:`DRMFlexibleRunner`."""
 import copy
+import weakref
 from typing import List, Optional, Union
 
 import torch
@@ -27,7 +28,9 @@ class DRMFSDPStrategy(FSDPStrategy):
 
     Differences from :class:`mmengine._strategy.FSDPStrategy`:
 
-    * ``state_dict_cfg='full'`` by default: every checkpoint holds the
+    * ``state_dict_cfg='full'``, the only one accepted (``'local'``
+      shards cannot be resumed, tested or interpolated here and are
+      refused with a one-line error): every checkpoint holds the
       consolidated weights (gathered to rank 0, offloaded to CPU), keyed
       like the unwrapped model, so ``tools/test.py``, ``tools/wise_ft.py``
       and :class:`DRMRunner` read it as they read a DDP checkpoint;
@@ -58,6 +61,14 @@ class DRMFSDPStrategy(FSDPStrategy):
 
     def __init__(self, *, model_wrapper: Optional[dict] = None,
                  state_dict_cfg: Union[str, dict] = 'full', **kwargs):
+        kind = (state_dict_cfg if isinstance(state_dict_cfg, str) else
+                (state_dict_cfg or {}).get('state_dict_type', 'full'))
+        if str(kind).lower().replace('_state_dict', '').replace(
+                'statedicttype.', '') != 'full':
+            raise ValueError(
+                f'strategy.state_dict_cfg={state_dict_cfg!r}: drm_mm resumes, '
+                "tests and interpolates only consolidated checkpoints; set "
+                "strategy.state_dict_cfg='full'.")
         wrapper = dict(DEFAULT_WRAPPER, **(model_wrapper or {}))
         super().__init__(model_wrapper=wrapper,
                          state_dict_cfg=state_dict_cfg, **kwargs)
@@ -70,7 +81,10 @@ class DRMFSDPStrategy(FSDPStrategy):
     def _setup_distributed(self, launcher: str = 'pytorch',
                            backend: str = 'nccl', **kwargs) -> None:
         if not is_distributed() and not torch.cuda.is_available():
-            torch_dist.init_process_group(backend='gloo', **kwargs)
+            from drm_mm.engine.runners.drm_runner_mixin import \
+                collective_timeout
+            torch_dist.init_process_group(backend='gloo',
+                                          **collective_timeout(kwargs))
             return
         super()._setup_distributed(launcher, backend, **kwargs)
 
@@ -110,14 +124,18 @@ def _average_grad(param: torch.Tensor) -> None:
         param.grad.div_(torch_dist.get_world_size())
 
 
+#: Scalar parameters already given the averaging hook (a model wrapped
+#: twice, e.g. train then test, must not average twice).
+_AVERAGED: 'weakref.WeakSet[torch.Tensor]' = weakref.WeakSet()
+
+
 def replicate_scalar_parameters(model: nn.Module) -> List[nn.Parameter]:
     """The 0-dim parameters of ``model`` (FSDP cannot shard them), each
     given a hook that averages its gradient over the ranks once it is
     accumulated, so every rank applies the same update."""
     scalars = [p for p in model.parameters() if p.dim() == 0]
     for param in scalars:
-        if param.requires_grad and not getattr(param, '_drm_grad_averaged',
-                                               False):
+        if param.requires_grad and param not in _AVERAGED:
             param.register_post_accumulate_grad_hook(_average_grad)
-            param._drm_grad_averaged = True
+            _AVERAGED.add(param)
     return scalars

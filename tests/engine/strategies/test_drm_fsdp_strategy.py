@@ -38,11 +38,43 @@ def test_cpu_gathers_optimizer_state_without_offload():
 
 def test_config_keys_win_over_defaults():
     strategy = DRMFSDPStrategy(model_wrapper=dict(
-        sharding_strategy='SHARD_GRAD_OP', auto_wrap_policy=None),
-                               state_dict_cfg='local')
-    assert strategy.state_dict_type == StateDictType.LOCAL_STATE_DICT
+        sharding_strategy='SHARD_GRAD_OP', auto_wrap_policy=None))
+    assert strategy.state_dict_type == StateDictType.FULL_STATE_DICT
     assert strategy.model_wrapper['auto_wrap_policy'] is None
     assert strategy.model_wrapper['sharding_strategy'] == 'SHARD_GRAD_OP'
+
+
+@pytest.mark.parametrize(
+    'cfg', ['local', dict(state_dict_type='LOCAL_STATE_DICT'), 'sharded'])
+def test_non_consolidated_state_dicts_are_refused_at_config_time(cfg):
+    # a 'local' checkpoint is a folder of rank shards: resume failed with
+    # "epoch_1.pth is unusable: file does not exist"
+    with pytest.raises(ValueError) as err:
+        DRMFSDPStrategy(state_dict_cfg=cfg)
+    message = str(err.value)
+    assert '\n' not in message
+    assert message.startswith(f'strategy.state_dict_cfg={cfg!r}')
+    assert "set strategy.state_dict_cfg='full'" in message
+
+
+def test_collective_timeout_is_a_timedelta():
+    from datetime import timedelta
+
+    from drm_mm.engine.runners.drm_runner_mixin import collective_timeout
+    assert collective_timeout(dict(backend='gloo', timeout=1800)) == dict(
+        timeout=timedelta(seconds=1800))
+    assert collective_timeout(None) == {}
+
+
+@pytest.mark.parametrize('name', ['default_runtime.py', 'fsdp_runtime.py'])
+def test_distributed_configs_set_a_collective_timeout(name):
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    cfg = Config.fromfile(osp.join(root, 'configs', '_base_', name))
+    assert cfg.env_cfg.dist_cfg.timeout == 1800
 
 
 class _Scaled(nn.Module):

@@ -4,7 +4,7 @@
 # CLIP's 5e-4), 3 epochs of batch 128 = 96 steps, 10 warm-up steps. Fixed
 # before any DRM run; the same for every method.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='drm_mm.DivergenceGuardOptimWrapper',  # stops on a NaN / inf loss
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.1,
                    betas=(0.9, 0.999), eps=1e-8),
     clip_grad=None)
