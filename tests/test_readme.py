@@ -184,6 +184,12 @@ COMMAND_TESTS = {
         'test_visualizer_one_liners_parse_into_list_of_dicts'],
     r'python demo/image_demo\.py demo\.jpg configs/\S+ --checkpoint CKPT$': [
         'tests/apis/test_inference.py::test_image_demo_with_checkpoint'],
+    r'python tools/(train|test)\.py my_drm\.py': [
+        'tests/tools/test_own_data.py::'
+        'test_own_image_folder_trains_resumes_tests_and_serves'],
+    r'python tools/analysis/confusion_matrix\.py my_drm\.py ': [
+        'tests/tools/test_own_data.py::'
+        'test_own_image_folder_trains_resumes_tests_and_serves'],
     r'python demo/image_demo\.py demo\.jpg \S+ --classes ': [
         'tests/apis/test_inference.py::test_image_demo_zero_shot'],
 }

@@ -26,7 +26,8 @@ model = dict(
 # AdamW as in the paper's recipe; warm-up and cosine in epochs, converted
 # to iterations, so that they fit any dataset size.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='drm_mm.DivergenceGuardOptimWrapper',
+    on_nonfinite='stop',
     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=0.1,
                    betas=(0.9, 0.999), eps=1e-8))
 param_scheduler = [

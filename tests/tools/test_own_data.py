@@ -78,6 +78,12 @@ def test_own_image_folder_trains_resumes_tests_and_serves(tmp_path):
     assert len(config.read_text().splitlines()) <= 12
     work = str(tmp_path / 'work')
 
+    # the README's check of the descriptions: the zero-shot cd head alone
+    log = _run([osp.join(ROOT, 'tools', 'test.py'), str(config), 'none',
+                '--work-dir', str(tmp_path / 'zs'), '--cfg-options',
+                'model.head.beta=0.0'], str(project))
+    assert 'val/accuracy/top1' in log
+
     _run([osp.join(MM_TOOLS, 'train.py'), str(config), '--work-dir', work],
          str(project))
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
@@ -100,8 +106,9 @@ def test_own_image_folder_trains_resumes_tests_and_serves(tmp_path):
 
     cm_out = str(tmp_path / 'cm.pkl')
     _run([osp.join(ROOT, 'tools', 'analysis', 'confusion_matrix.py'),
-          str(config), osp.join(work, 'epoch_3.pth'), '--out', cm_out],
-         str(project))
+          str(config), osp.join(work, 'epoch_3.pth'), '--out', cm_out,
+          '--show-path', str(tmp_path / 'cm.png')], str(project))
+    assert osp.getsize(tmp_path / 'cm_val.png') > 0
     cm = load(cm_out)['val']
     assert tuple(cm.shape) == (3, 3) and int(cm.sum()) == 6
     assert cm.sum(dim=1).tolist() == [2, 2, 2]  # 2 val images per class
