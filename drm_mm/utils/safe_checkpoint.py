@@ -129,10 +129,12 @@ def load_from_local_safe(filename: str, map_location=None) -> dict:
     """MMEngine ``CheckpointLoader`` scheme for local paths (replaces
     ``load_from_local``, which calls ``torch.load`` without
     ``weights_only``)."""
+    from .checkpoint_fit import tag_source
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return load_trusted_checkpoint(filename, map_location)
+    return tag_source(load_trusted_checkpoint(filename, map_location),
+                      filename)
 
 
 def load_from_http_safe(filename: str, map_location=None,
@@ -147,7 +149,8 @@ def load_from_http_safe(filename: str, map_location=None,
         barrier()
         if rank > 0:
             checkpoint = _load_url(filename, map_location, model_dir)
-    return checkpoint
+    from .checkpoint_fit import tag_source
+    return tag_source(checkpoint, filename)
 
 
 def _load_url(url: str, map_location, model_dir: Optional[str]) -> dict:
