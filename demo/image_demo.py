@@ -61,19 +61,17 @@ def load_model_config(model: str):
     return Config.fromfile(get_config_path(model))
 
 
-def main() -> None:
-    args = parse_args()
+def build_inferencer(args: argparse.Namespace, config):
+    """The inferencer of ``config`` with the checkpoint's weights (or, with
+    ``--classes``, the zero-shot classifier of the user's classes)."""
     import drm_mm
     from mmpretrain import ImageClassificationInferencer
-    config = load_model_config(args.model)
-    if args.cfg_options:
-        config.merge_from_dict(args.cfg_options)
     if args.classes:
         model = drm_mm.zero_shot_classifier(
             args.classes, descriptions=args.descriptions,
             templates=args.templates, config=config,
             checkpoint=args.checkpoint, device=args.device)
-        inferencer = ImageClassificationInferencer(model, device=args.device)
+        return ImageClassificationInferencer(model, device=args.device)
     else:
         if args.descriptions or args.templates:
             raise SystemExit('--descriptions / --templates need --classes '
@@ -82,6 +80,18 @@ def main() -> None:
             config, pretrained=args.checkpoint or False, device=args.device)
         if not args.checkpoint:  # the config's pretrained CLIP, zero-shot
             inferencer.model.init_weights()
+        return inferencer
+
+
+def main() -> None:
+    args = parse_args()
+    config = load_model_config(args.model)
+    if args.cfg_options:
+        config.merge_from_dict(args.cfg_options)
+    from drm_mm.utils import allow_checkpoint_globals
+    with allow_checkpoint_globals(
+            *config.get('checkpoint_safe_globals', None) or ()):
+        inferencer = build_inferencer(args, config)
     sample = inferencer(args.img, return_datasamples=True)[0]
     classes = inferencer.classes
     label = int(sample.pred_label)

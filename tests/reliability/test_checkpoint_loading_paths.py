@@ -255,3 +255,35 @@ def test_partial_load_goes_to_the_submodule(unfit):
     assert not result.unexpected_keys
     key = next(iter(inner))
     assert torch.equal(model.clip.model.state_dict()[key], inner[key])
+
+
+def test_config_key_allows_named_classes_for_its_runner(tmp_path):
+    """``checkpoint_safe_globals`` in a config allows those classes while
+    its runner loads; without it the same file is refused."""
+    import argparse
+
+    from mmpretrain import get_model
+    state = get_model('drm_tiny_fake_iwildcam', **_tiny_model_cfg()
+                      ).state_dict()
+    path = tmp_path / 'foreign.pth'
+    torch.save(dict(state_dict=state,
+                    meta=dict(args=argparse.Namespace(lr=0.1))), path)
+    from drm_mm.engine.runners import DRMRunner
+
+    def _runner(tmp_path, **overrides):  # the configs' runner
+        cfg = Config.fromfile(SMOKE)
+        cfg.merge_from_dict(dict(model=_tiny_model_cfg(),
+                                 work_dir=str(tmp_path / 'work'),
+                                 **overrides))
+        return DRMRunner.from_cfg(cfg)
+
+    refused = _runner(tmp_path, load_from=str(path))
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r"checkpoint_safe_globals=\['argparse\."
+                       r"Namespace'\] \(config\)"):
+        refused.load_or_resume()
+    runner = _runner(tmp_path, load_from=str(path),
+                     checkpoint_safe_globals=['argparse.Namespace'])
+    runner.load_or_resume()
+    for key, value in runner.model.state_dict().items():
+        assert torch.equal(value, state[key]), key

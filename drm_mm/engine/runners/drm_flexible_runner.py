@@ -132,7 +132,9 @@ class DRMFlexibleRunner(FlexibleRunner):
         return super().load_or_resume()
 
     def resume(self, filename: str, *args, **kwargs) -> None:
-        with mmengine_checkpoint_globals(repr(filename)):
+        with mmengine_checkpoint_globals(
+                repr(filename),
+                extra=self.cfg.get('checkpoint_safe_globals') or ()):
             return super().resume(filename, *args, **kwargs)
 
     def load_checkpoint(self, filename: str, map_location='cpu',
@@ -141,7 +143,9 @@ class DRMFlexibleRunner(FlexibleRunner):
         """Strict, safe loading; a checkpoint that does not fit the model
         raises :class:`CheckpointMismatchError`."""
         try:
-            with mmengine_checkpoint_globals(repr(filename)):
+            with mmengine_checkpoint_globals(
+                    repr(filename),
+                    extra=self.cfg.get('checkpoint_safe_globals') or ()):
                 return super().load_checkpoint(filename, map_location,
                                                strict, list(revise_keys))
         except RuntimeError as err:

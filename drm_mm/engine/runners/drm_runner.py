@@ -186,7 +186,9 @@ class DRMRunner(Runner):
                                  'resume from: training starts afresh.')
                 self._resume = False
         source = self._load_from or f'the latest checkpoint in {self.work_dir}'
-        with mmengine_checkpoint_globals(repr(source), self._load_from):
+        with mmengine_checkpoint_globals(
+                repr(source), self._load_from,
+                extra=self.cfg.get('checkpoint_safe_globals') or ()):
             super().load_or_resume()
 
     def load_checkpoint(self, filename: str, map_location='cpu',
