@@ -19,11 +19,14 @@ Checkpoints of other projects may hold other harmless types (an
 ``argparse.Namespace`` of arguments, a ``pathlib.PosixPath`` in ``meta``).
 Name the classes you trust, and only those are added to the allowlist:
 
-* for the process: ``DRM_MM_SAFE_GLOBALS='argparse.Namespace,pathlib.PosixPath'``
-  (read at every load);
+* for the process: the environment variable
+  ``DRM_MM_SAFE_GLOBALS='argparse.Namespace,pathlib.PosixPath'`` (read at
+  every load);
 * for one config: ``checkpoint_safe_globals = ['argparse.Namespace']``
-  (read by ``DRMRunner`` / ``DRMFlexibleRunner`` and ``demo/image_demo.py``);
-* for one call or block: ``with allow_checkpoint_globals('argparse.Namespace'):``.
+  (read by ``DRMRunner`` / ``DRMFlexibleRunner`` and
+  ``demo/image_demo.py``);
+* for one call or block:
+  ``with allow_checkpoint_globals('argparse.Namespace'):``.
 
 See ``docs/safe_loading.md``.
 """
