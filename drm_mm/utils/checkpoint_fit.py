@@ -110,8 +110,10 @@ def refuse_unfit_state_dict(module: nn.Module, state_dict: Mapping,
     them (e.g. ``model.clip.model.load_state_dict(...)``). Skipped under
     FSDP, whose strategy checks its own loads.
     """
+    if _sharded(module):  # its state_dict() would gather the shards
+        return
     parts = _differences(module, state_dict, prefix)
-    if parts and not _sharded(module):
+    if parts:
         source = (local_metadata or {}).get(SOURCE_KEY)
         if source is None:
             root = getattr(state_dict, '_metadata', None) or {}
