@@ -5,7 +5,8 @@ through the parent registries, every MMPretrain / MMEngine one
 (``PackInputs``, ``Accuracy``, ``ClsDataPreprocessor``...). A config of
 another project reaches ours as ``type='drm_mm.<Name>'`` once
 ``custom_imports=dict(imports=['drm_mm'])`` has run. ``locations`` make the
-registries import their modules lazily on the first build.
+registries import their modules (and their MMPretrain parent's) lazily on
+the first lookup, so ``import drm_mm`` imports neither.
 """
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
@@ -39,9 +40,28 @@ __all__ = [
 ]
 
 
+class DRMRegistry(Registry):
+    """A ``drm_mm``-scoped registry that imports its modules on the first
+    lookup (``locations``), together with those of its MMPretrain parent.
+
+    MMEngine's ``Registry.get`` imports only the locations of the registry
+    it is called on, and falls through to the parent's table: without this,
+    a lookup under the ``drm_mm`` scope of an MMPretrain component
+    (``PackInputs``, ``ClsDataPreprocessor``) would need every MMPretrain
+    module imported up front, which ``import drm_mm`` then pays for.
+    """
+
+    def import_from_location(self) -> None:
+        super().import_from_location()
+        parent = self.parent
+        if parent is not None and parent.scope == 'mmpretrain':
+            parent.import_from_location()
+
+
 def _child(name: str, parent: Registry, locations: list) -> Registry:
     """A ``drm_mm``-scoped child of an MMPretrain registry."""
-    return Registry(name, parent=parent, scope='drm_mm', locations=locations)
+    return DRMRegistry(name, parent=parent, scope='drm_mm',
+                       locations=locations)
 
 
 RUNNERS = _child('runner', MMPRETRAIN_RUNNERS, ['drm_mm.engine'])
@@ -75,12 +95,6 @@ VISBACKENDS = _child('vis_backend', MMPRETRAIN_VISBACKENDS,
 # FSDP wrap policies).
 STRATEGIES = _child('strategy', MMENGINE_STRATEGIES, ['drm_mm.engine'])
 FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, ['drm_mm.engine'])
-
-# The parents must be populated for lookups that fall through to MMPretrain
-# (its own registries import their modules only under the mmpretrain scope).
-from mmpretrain.utils import register_all_modules as _register_mmpretrain  # noqa: E402,E501
-
-_register_mmpretrain(init_default_scope=False)
 
 
 def build_in_scope(registry: Registry, cfg: dict, **kwargs):

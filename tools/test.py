@@ -56,6 +56,10 @@ def main() -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     runner = build_runner(cfg)
+    if zero_shot:  # the config's pretrained CLIP (a checkpoint replaces it)
+        from mmengine.model import is_model_wrapper
+        model = runner.model
+        (model.module if is_model_wrapper(model) else model).init_weights()
     if args.out is not None and args.out.endswith('.pkl'):
         from mmengine.evaluator import DumpResults
         sets = getattr(runner.test_loop, 'sets', None)

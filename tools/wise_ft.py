@@ -153,7 +153,8 @@ def main() -> None:
     try:
         check_compatible(unwrap_model(runner.model).state_dict(), finetuned,
                          f'the model of {args.config!r}', ft_name)
-        if zeroshot is None:
+        if zeroshot is None:  # the config's pretrained weights
+            unwrap_model(runner.model).init_weights()
             zeroshot = model_state_dict(runner.model)
         if args.save_alpha is not None:
             save_path = args.save_path or osp.join(

@@ -85,7 +85,11 @@ def zero_shot_classifier(classnames: Sequence[str],
     if clip:
         model['clip'] = dict(clip)
     config.merge_from_dict(dict(model=model))
-    model = get_model(config, pretrained=checkpoint or False, device=device)
+    model = get_model(config, pretrained=checkpoint or False)
+    if not checkpoint:  # the pretrained CLIP of ``clip`` / the config
+        model.init_weights()
+    if device is not None:
+        model.to(device)
     # what mmpretrain.inference_model reads to pick the inferencer
     model._metainfo = Model(
         name='drm_zero_shot', config=config,

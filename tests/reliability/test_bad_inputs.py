@@ -176,8 +176,11 @@ def _foreign_checkpoint(folder: Path) -> Path:
 # ----------------------------------------------------------- pretrained
 
 def _clip(**kwargs):
+    """Build an OpenCLIP and load its pretrained weights (init_weights)."""
     from drm_mm.models.clip.open_clip_model import OpenCLIP
-    return OpenCLIP(**kwargs)
+    clip = OpenCLIP(**kwargs)
+    clip.init_weights()
+    return clip
 
 
 def _pretrained_mismatch(ctx: Ctx):

@@ -106,3 +106,86 @@ def test_getattr_of_other_objects_refused(tmp_path):
                path)
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
         load_trusted_checkpoint(str(path))
+
+
+# ------------------------------------------- allowing named classes one trusts
+@pytest.fixture
+def foreign(tmp_path):
+    """Another project's trusted checkpoint: argparse.Namespace and
+    pathlib.PosixPath in its meta."""
+    import argparse
+    import pathlib
+    path = tmp_path / 'foreign.pth'
+    torch.save({'state_dict': {'w': torch.arange(3.)},
+                'meta': {'args': argparse.Namespace(lr=0.1),
+                         'root': pathlib.PosixPath('/data/x')}}, path)
+    return str(path)
+
+
+def _mmengine_load(path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    return _load_checkpoint(path, map_location='cpu')
+
+
+def test_foreign_types_are_refused_with_the_way_to_allow_them(foreign):
+    with pytest.raises(UnsafeCheckpointError) as err:
+        _mmengine_load(foreign)
+    message = str(err.value)
+    assert '\n' not in message
+    assert 'is not allowed' in message
+    assert "DRM_MM_SAFE_GLOBALS='argparse.Namespace,pathlib.PosixPath'" in \
+        message
+    assert "checkpoint_safe_globals=['argparse.Namespace', " \
+        "'pathlib.PosixPath']" in message
+    assert 'allow_checkpoint_globals' in message
+    assert 'docs/safe_loading.md' in message
+
+
+def _check_loaded(checkpoint):
+    import pathlib
+    assert checkpoint['meta']['args'].lr == 0.1
+    assert checkpoint['meta']['root'] == pathlib.PosixPath('/data/x')
+    assert torch.equal(checkpoint['state_dict']['w'], torch.arange(3.))
+
+
+def test_environment_variable_allows_named_classes(foreign, monkeypatch):
+    monkeypatch.setenv('DRM_MM_SAFE_GLOBALS',
+                       'argparse.Namespace, pathlib.PosixPath')
+    _check_loaded(_mmengine_load(foreign))
+    _check_loaded(load_trusted_checkpoint(foreign))
+    monkeypatch.setenv('DRM_MM_SAFE_GLOBALS', 'argparse.Namespace')
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r"DRM_MM_SAFE_GLOBALS='pathlib\.PosixPath'"):
+        _mmengine_load(foreign)
+
+
+def test_context_manager_allows_named_classes_for_its_block(foreign):
+    import argparse
+
+    from drm_mm.utils import allow_checkpoint_globals
+    with allow_checkpoint_globals(argparse.Namespace, 'pathlib.PosixPath'):
+        _check_loaded(_mmengine_load(foreign))
+    with pytest.raises(UnsafeCheckpointError):
+        _mmengine_load(foreign)
+
+
+@pytest.mark.parametrize('name, match', [
+    ('builtins.eval', r"DRM_MM_SAFE_GLOBALS: 'builtins\.eval' is not a "
+     r"class \(only classes can be allowed"),
+    ('os.system', r"'os\.system' is not a class"),
+    ('nowhere.Thing', r"DRM_MM_SAFE_GLOBALS: cannot import 'nowhere\.Thing'"),
+    ('not a name', r"'not a name' is not a class name"),
+])
+def test_only_importable_classes_can_be_allowed(foreign, monkeypatch, name,
+                                                match):
+    monkeypatch.setenv('DRM_MM_SAFE_GLOBALS', name)
+    with pytest.raises(ValueError, match=match):
+        _mmengine_load(foreign)
+
+
+def test_refusing_a_function_suggests_no_allowing(tmp_path):
+    path, _, _ = crafted(tmp_path, 0)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        _mmengine_load(path)
+    assert 'builtins.eval is not allowed' in str(err.value)
+    assert 'DRM_MM_SAFE_GLOBALS' not in str(err.value)

@@ -11,7 +11,7 @@ import fcntl
 import glob
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.runner import BaseLoop
@@ -255,8 +255,14 @@ class DRMRunnerMixin:
             self.load_checkpoint(load_from)
         self._drm_loaded = True
 
+    def _safe_globals(self) -> Sequence:
+        """Classes the config allows in checkpoints beyond MMEngine's own
+        (``checkpoint_safe_globals``, see docs/safe_loading.md)."""
+        return self.cfg.get('checkpoint_safe_globals') or ()
+
     def resume(self, filename: str, *args: Any, **kwargs: Any) -> None:
-        with mmengine_checkpoint_globals(repr(filename), filename):
+        with mmengine_checkpoint_globals(
+                repr(filename), filename, extra=self._safe_globals()):
             return super().resume(filename, *args, **kwargs)
 
     # -- loading and writing --------------------------------------------------
@@ -267,7 +273,8 @@ class DRMRunnerMixin:
         one-line :class:`CheckpointMismatchError` for a checkpoint that does
         not fit the model."""
         try:
-            with mmengine_checkpoint_globals(repr(filename), filename):
+            with mmengine_checkpoint_globals(
+                repr(filename), filename, extra=self._safe_globals()):
                 return super().load_checkpoint(filename, map_location,
                                                strict, list(revise_keys))
         except RuntimeError as err:

@@ -30,6 +30,7 @@ from drm_mm.prompts import (apply_description_template, build_prompts,
                             check_description_template, load_descriptions,
                             make_class_keys, resolve_templates)
 from drm_mm.registry import MODELS, build_in_scope
+from drm_mm.utils.checkpoint_fit import refuse_unfit_state_dict
 from ..clip.open_clip_model import OpenCLIP
 from ..heads.clip_text_head import CLIPTextHead  # noqa: F401 (registers)
 from ..losses import DualRiskLoss  # noqa: F401 (registers)
@@ -266,9 +267,29 @@ class DRMClassifier(BaseClassifier):
         if head_cfg.get('linear', False):
             self.head.init_linear(zero_shot)
         self._check_combination()
+        # Every loading path (MMEngine's non-strict ones too) refuses a
+        # checkpoint that does not fit this model.
+        self.register_load_state_dict_pre_hook(refuse_unfit_state_dict)
         self.soft_labels.bind(self.clip, self.text,
                               clip if isinstance(clip, dict) else None,
                               active=self.loss_module.uses_wrm)
+
+    def init_weights(self) -> None:
+        """MMEngine's initialisation (the CLIP loads its pretrained weights,
+        see :meth:`OpenCLIP.init_weights`); a linear df head is then set to
+        the zero-shot prototypes of those weights. With
+        ``init_cfg=dict(type='Pretrained', checkpoint=...)`` the checkpoint
+        gives every weight and no CLIP weights are fetched."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [
+            self.init_cfg or {}]
+        if any(c.get('type') == 'Pretrained' for c in cfgs):
+            # the checkpoint holds every weight: fetch no CLIP weights
+            self.clip.pretrained_pending = False
+        clip_loads = self.clip.pretrained_pending
+        super().init_weights()
+        if clip_loads and self.head.linear:
+            with torch.no_grad():
+                self.head.init_linear(self.text.encode(self.clip, 'df'))
 
     def _load_descriptions(self, descriptions: Union[str, dict],
                            classnames: Union[str, Sequence[str]],

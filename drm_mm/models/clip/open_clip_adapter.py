@@ -3,15 +3,19 @@
 The padding-free text forward lives in :mod:`.text_trimming`.
 
 ``pretrained`` is an open_clip tag (``'openai'``, ``'laion400m_e31'``, ...),
-a local weights file, or ``None`` (random init). Local files always load
-offline and with ``weights_only=True``; a tag that needs a download and
-cannot get one fails with a message saying which file to place where.
+a local weights file, or ``None`` (random init). Building the architecture
+(:func:`create_architecture`) never touches a file or the network; the
+weights are loaded separately (:func:`load_pretrained`), so a model whose
+weights come from a full checkpoint is built offline. Local files always
+load with ``weights_only=True``; a tag that needs a download and cannot get
+one fails with a message saying which file to place where.
 """
 import contextlib
 import logging
 import os
 import os.path as osp
 import pickle
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -97,41 +101,102 @@ def _download_help(model_name: str, tag: str, cache_dir: Optional[str],
         f'time-out).')
 
 
-def build_open_clip(model_name: str,
-                    pretrained: Optional[str] = None,
-                    cache_dir: Optional[str] = None,
-                    force_quick_gelu: bool = False,
-                    force_image_size: Optional[int] = None) -> nn.Module:
-    """Build an open_clip CLIP model with weights from a tag, file or None."""
+def check_pretrained(model_name: str, pretrained: Optional[str]) -> None:
+    """Raise a one-line ``ValueError`` unless ``pretrained`` is None, an
+    open_clip tag of ``model_name`` or looks like a weights file (whether
+    the file exists is checked when the weights are loaded)."""
     _check_model_name(model_name)
-    kwargs = dict(force_quick_gelu=force_quick_gelu,
-                  force_image_size=force_image_size,
-                  cache_dir=cache_dir,
-                  pretrained_text=False)
     if pretrained is None:
-        return open_clip.create_model(model_name, pretrained=None, **kwargs)
+        return
     tags = open_clip.list_pretrained_tags_by_model(model_name)
     if pretrained in tags:
-        try:
-            return open_clip.create_model(
-                model_name, pretrained=pretrained, weights_only=True,
-                **kwargs)
-        except Exception as err:  # hub / network / cache errors
-            raise RuntimeError(
-                _download_help(model_name, pretrained, cache_dir,
-                               err)) from None
+        return
     looks_like_path = (os.sep in str(pretrained) or osp.splitext(
         str(pretrained))[1] in ('.pt', '.pth', '.bin', '.safetensors'))
     if not looks_like_path and not osp.exists(pretrained):
         raise ValueError(
             f'pretrained={pretrained!r} is neither an open_clip tag of '
             f'{model_name!r} (known tags: {tags}) nor an existing file.')
+
+
+def create_architecture(model_name: str,
+                        cache_dir: Optional[str] = None,
+                        force_quick_gelu: bool = False,
+                        force_image_size: Optional[int] = None) -> nn.Module:
+    """An open_clip CLIP of ``model_name`` with open_clip's random
+    initialisation, built without any file or network access (open_clip's
+    "No pretrained weights loaded" warning is not shown: the caller loads
+    weights next, see :func:`load_pretrained`)."""
+    _check_model_name(model_name)
     with _quiet_random_init_warning():
-        model = open_clip.create_model(model_name, pretrained=None, **kwargs)
-    load_clip_weights(model, str(pretrained), model_name)
+        return open_clip.create_model(
+            model_name, pretrained=None, force_quick_gelu=force_quick_gelu,
+            force_image_size=force_image_size, cache_dir=cache_dir,
+            pretrained_text=False)
+
+
+def load_pretrained(model: nn.Module, model_name: str, pretrained: str,
+                    cache_dir: Optional[str] = None) -> None:
+    """Load the CLIP weights ``pretrained`` (open_clip tag or local file)
+    into ``model``, strictly and with ``weights_only=True``.
+
+    A tag is resolved as ``open_clip.create_model`` does (Hugging Face hub
+    or URL, through ``cache_dir``); without network and cache it fails with
+    a message saying which file to place where.
+    """
+    check_pretrained(model_name, pretrained)
+    if pretrained not in open_clip.list_pretrained_tags_by_model(model_name):
+        load_clip_weights(model, str(pretrained), model_name)
+    else:
+        cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+        tag_quick_gelu = bool(cfg.get('quick_gelu', False))
+        model_quick_gelu = _uses_quick_gelu(model)
+        if model_quick_gelu is not None and model_quick_gelu != tag_quick_gelu:
+            warnings.warn(
+                f'open_clip weights {model_name!r}/{pretrained!r} were '
+                f'trained with quick_gelu={tag_quick_gelu}, the model uses '
+                f'quick_gelu={model_quick_gelu}: set '
+                f'clip.force_quick_gelu={tag_quick_gelu}.', UserWarning)
+        try:
+            path = open_clip.download_pretrained(cfg, cache_dir=cache_dir)
+            if not path:
+                raise RuntimeError('no download source in its config')
+        except Exception as err:  # hub / network / cache errors
+            raise RuntimeError(
+                _download_help(model_name, pretrained, cache_dir,
+                               err)) from None
+        open_clip.load_checkpoint(model, path, strict=True,
+                                  weights_only=True)
     from mmengine.logging import print_log
     print_log(f'OpenCLIP {model_name}: weights loaded from {pretrained}',
               logger='current')
+
+
+def _uses_quick_gelu(model: nn.Module) -> Optional[bool]:
+    """Whether the towers use QuickGELU (None: no GELU found)."""
+    from open_clip.transformer import QuickGELU
+    found = None
+    for module in model.modules():
+        if isinstance(module, QuickGELU):
+            return True
+        if isinstance(module, nn.GELU):
+            found = False
+    return found
+
+
+def build_open_clip(model_name: str,
+                    pretrained: Optional[str] = None,
+                    cache_dir: Optional[str] = None,
+                    force_quick_gelu: bool = False,
+                    force_image_size: Optional[int] = None) -> nn.Module:
+    """Build an open_clip CLIP model with weights from a tag, file or None
+    (:func:`create_architecture`, then :func:`load_pretrained`)."""
+    check_pretrained(model_name, pretrained)
+    model = create_architecture(model_name, cache_dir=cache_dir,
+                                force_quick_gelu=force_quick_gelu,
+                                force_image_size=force_image_size)
+    if pretrained is not None:
+        load_pretrained(model, model_name, pretrained, cache_dir)
     return model
 
 

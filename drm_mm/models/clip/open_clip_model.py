@@ -1,11 +1,13 @@
 """``OpenCLIP``: both towers of an open_clip CLIP as one MMEngine module."""
+import warnings
 from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule
 
 from drm_mm.registry import MODELS
-from .open_clip_adapter import build_open_clip, build_tokenizer
+from .open_clip_adapter import (build_tokenizer, check_pretrained,
+                                create_architecture, load_pretrained)
 from .text_trimming import (TrimmedTextCLIP, enable_text_trimming,
                             encode_by_plan)
 
@@ -33,9 +35,19 @@ class OpenCLIP(BaseModule):
     Built once and shared: the DRM classifier, its head and the soft-label
     pass all use this one instance, so weights are never loaded twice.
 
+    The constructor builds the architecture only (no file or network
+    access); :meth:`init_weights` loads the ``pretrained`` weights, as
+    MMEngine's ``Runner`` calls it before training. ``get_model``, the
+    inferencers and ``tools/test.py`` load a full checkpoint instead and
+    never fetch the pretrained weights. A checkpoint that does not fit the
+    towers (missing, unexpected or differently shaped keys) is refused
+    with :class:`~drm_mm.utils.checkpoint_fit.CheckpointMismatchError`
+    on every loading path, MMEngine's non-strict ones included.
+
     Args:
         model_name: open_clip architecture, e.g. ``'ViT-B-16'``.
-        pretrained: open_clip tag (``'openai'``), local weights file or None.
+        pretrained: open_clip tag (``'openai'``), local weights file or None,
+            loaded by :meth:`init_weights`. Defaults to None (random).
         cache_dir: where open_clip/Hugging Face cache downloaded weights.
         force_quick_gelu: use QuickGELU (as OpenAI weights need; open_clip
             sets it itself for the ``openai`` tag).
@@ -69,12 +81,16 @@ class OpenCLIP(BaseModule):
                              f'{sorted(unknown)}; choose from {TOWERS}.')
         self.model_name = model_name
         self.pretrained = pretrained
-        self.model = build_open_clip(
+        check_pretrained(model_name, pretrained)
+        self.cache_dir = cache_dir
+        self.model = create_architecture(
             model_name,
-            pretrained=pretrained,
             cache_dir=cache_dir,
             force_quick_gelu=force_quick_gelu,
             force_image_size=image_size)
+        #: True until the pretrained weights or a checkpoint are loaded.
+        self.pretrained_pending = pretrained is not None
+        self.register_load_state_dict_pre_hook(_weights_from_state_dict)
         self.tokenizer = build_tokenizer(model_name)
         if int(text_length_buckets) < 1:
             raise ValueError(f'OpenCLIP.text_length_buckets must be >= 1, '
@@ -92,7 +108,13 @@ class OpenCLIP(BaseModule):
                 param.requires_grad_(False)
 
     def init_weights(self) -> None:
-        """Keep open_clip's own initialisation / loaded weights."""
+        """Load the ``pretrained`` weights (open_clip's own initialisation
+        stays when ``pretrained`` is None). Loaded once: a second call, or
+        a call after a checkpoint was loaded, changes nothing."""
+        if self.pretrained_pending:
+            load_pretrained(self.model, self.model_name, self.pretrained,
+                            self.cache_dir)
+            self.pretrained_pending = False
 
     def train(self, mode: bool = True) -> 'OpenCLIP':
         """Frozen towers stay in eval mode (dropout / BN statistics)."""
@@ -126,6 +148,14 @@ class OpenCLIP(BaseModule):
     def encode_image(self, images: torch.Tensor,
                      normalize: bool = True) -> torch.Tensor:
         """Image embeddings ``(N, D)``, L2-normalised by default."""
+        if self.pretrained_pending and not getattr(self, '_warned', False):
+            self._warned = True
+            warnings.warn(
+                f'OpenCLIP {self.model_name}: the pretrained weights '
+                f'{self.pretrained!r} are not loaded, this forward uses '
+                f'random weights: call model.init_weights() (the Runner does '
+                f'before training) or load a checkpoint first.', UserWarning,
+                stacklevel=2)
         return self.model.encode_image(images, normalize=normalize)
 
     def tokenize(self, texts: Union[str, Sequence[str]]) -> torch.Tensor:
@@ -167,3 +197,16 @@ class OpenCLIP(BaseModule):
         """Normalised image embeddings (so the module works as a backbone)."""
         return self.encode_image(images)
 
+
+def _weights_from_state_dict(module: OpenCLIP, state_dict: dict, prefix: str,
+                             local_metadata: dict, strict: bool, *args
+                             ) -> None:
+    """``load_state_dict`` pre-hook: a state dict that holds the CLIP's
+    weights replaces the pretrained ones (nothing is fetched afterwards);
+    one that does not fit the towers is refused (see
+    :func:`~drm_mm.utils.checkpoint_fit.refuse_unfit_state_dict`)."""
+    from drm_mm.utils.checkpoint_fit import refuse_unfit_state_dict
+    refuse_unfit_state_dict(module, state_dict, prefix, local_metadata,
+                            strict, *args)
+    if any(k.startswith(f'{prefix}model.') for k in state_dict):
+        module.pretrained_pending = False

@@ -158,9 +158,8 @@ class CoreSoftLabels(BaseModule):
             raise ValueError('CoreSoftLabels: soft labels need the cd '
                              'prompts (descriptions).')
         self._cd_prompts = text.prompts['cd']
-        if self.source == 'online' or not (self._clip_cfg or {}).get(
-                'pretrained'):
-            # Nothing to rebuild from (or needed every batch): keep a copy.
+        if not (self._clip_cfg or {}).get('pretrained'):
+            # Nothing to rebuild from: keep a copy of the initial CLIP.
             teacher = copy.deepcopy(clip)
             freeze_module(teacher)
             self._kept_teacher = [teacher]
@@ -176,12 +175,18 @@ class CoreSoftLabels(BaseModule):
         """The frozen pre-trained CLIP that defines p_c (the kept copy, or
         rebuilt from the bound ``clip`` config)."""
         if self._kept_teacher:
-            return self._kept_teacher[0]
+            teacher = self._kept_teacher[0]
+            if teacher.pretrained_pending:  # a copy made before loading
+                teacher.init_weights()
+            return teacher
         if self._clip_cfg is None:
             raise RuntimeError('CoreSoftLabels: not bound to a classifier '
                                '(bind() first).')
         teacher = build_in_scope(MODELS, self._clip_cfg)
-        freeze_module(teacher)
+        teacher.init_weights()  # the pretrained weights (OpenCLIP loads
+        freeze_module(teacher)  # them here, not when it is built)
+        if self.source == 'online':  # needed every batch: keep it
+            self._kept_teacher = [teacher]
         return teacher
 
     @torch.no_grad()

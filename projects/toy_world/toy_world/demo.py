@@ -525,6 +525,7 @@ def run_demo(settings: DemoSettings = DemoSettings(),
                           cfg_options=zero_shot_options(settings.cfg_options),
                           validation=settings.validation)
     zs_model = build_in_scope(MODELS, zs_cfg.model)
+    zs_model.init_weights()  # the pretrained CLIP
     zs_model.eval()
     zero_shot_state = model_state_dict(zs_model)
     add_split_loaders(zs_cfg, settings.extra_splits)
