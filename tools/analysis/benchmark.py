@@ -623,16 +623,17 @@ def bench_text(b: Bench) -> None:
         b.figure('cd text fwd+bwd: padded / trimmed', 'padded', 'trimmed',
                  None, 'x', note=f'{b.args.arch}: text tower not trimmable')
         return
-    buckets = model.text_length_buckets
-    plan = plan_length_buckets(lengths, buckets, model.text_bucket_overhead)
+    buckets = clip.text_length_buckets
+    plan = plan_length_buckets(lengths, buckets,
+                               clip.text_encoder.text_bucket_overhead)
 
     def run(kind: str) -> None:
         if kind == 'padded':
             feats = open_clip.CLIP.encode_text(model, tokens, normalize=True)
         else:
-            model.text_length_buckets = 1 if kind == 'one_batch' else buckets
+            clip.text_length_buckets = 1 if kind == 'one_batch' else buckets
             feats = clip.encode_text(tokens, lengths=lengths)
-            model.text_length_buckets = buckets
+            clip.text_length_buckets = buckets
         feats.pow(2).sum().backward()
         clip.zero_grad(set_to_none=True)
 
@@ -861,8 +862,8 @@ def _prompt_tokens(clip, prompts: List[str]) -> dict:
                                                   plan_length_buckets)
     tokens = clip.tokenize(prompts)
     lengths = tokens.argmax(dim=-1) + 1  # up to EOT (the largest id)
-    buckets = getattr(clip.model, 'text_length_buckets', 1)
-    overhead = getattr(clip.model, 'text_bucket_overhead',
+    buckets = clip.text_length_buckets
+    overhead = getattr(clip.text_encoder, 'text_bucket_overhead',
                        BUCKET_OVERHEAD_TOKENS)
     plan = plan_length_buckets(lengths, buckets, overhead)
     return dict(prompts=len(prompts), context=tokens.size(1),
