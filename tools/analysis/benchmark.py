@@ -247,11 +247,15 @@ class Bench:
         """A DRMClassifier of ``method`` around the shared ``clip``."""
         from drm_mm.models.classifiers import DRMClassifier
         loss, beta, uses_cd = METHODS[method]
+        options = self.method_options(method)
+        if 'wrm_text_classes' in options:  # --quick has fewer classes than
+            options['wrm_text_classes'] = min(  # m: then the exact path
+                options['wrm_text_classes'], len(self.classnames))
         model = DRMClassifier(
             clip=clip, classnames=self.classnames, templates='iwildcam',
             descriptions=self.descriptions if uses_cd else None,
             head=dict(beta=beta), loss=loss,
-            soft_labels=dict(source='cache'), **self.method_options(method))
+            soft_labels=dict(source='cache'), **options)
         if uses_cd:
             model.set_soft_labels(self.soft_table(
                 max(self.args.batch_size, self.args.memory_batch)))

@@ -132,7 +132,7 @@ def test_predict_puts_mixture_and_each_head_into_the_samples():
 def test_the_head_declares_the_text_its_loss_needs(head, loss, request_):
     built = CLIPTextHead(loss=loss, **head)
     assert built.text_request == request_
-    assert built.needs_soft_labels == (loss['wrm_weight'] > 0)
+    assert built.needs_soft_labels == (loss.get('wrm_weight', 1.0) > 0)
 
 
 def test_the_head_computes_the_dual_risk_from_its_logits():
