@@ -575,3 +575,19 @@ def test_sharded_cd_prompts_match_one_process(tmp_path):
         for name, grad in single['grads'].items():
             assert torch.allclose(rank['grads'][name], grad, atol=1e-5,
                                   rtol=1e-4), name
+
+
+def test_the_classifier_hands_its_loss_to_the_head():
+    def make(**kwargs):
+        return DRMClassifier(
+            clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+            classnames=CLASSES, templates=TEMPLATES,
+            descriptions=DESCRIPTIONS, **kwargs)
+
+    model = make(loss=dict(erm='ce', wrm_weight=0.25))
+    assert model.head.loss_module.erm == 'ce'
+    assert model.head.loss_module.wrm_weight == 0.25
+    with pytest.raises(ValueError) as err:
+        make(head=dict(loss=dict(erm='ce')), loss=dict(erm='ce'))
+    assert str(err.value) == ('DRMClassifier: the loss is set twice (loss= '
+                              'and head.loss=); keep one.')
