@@ -214,8 +214,10 @@ def load_descriptions(source: DescriptionSource,
                    f'them (keys must equal the class names).')
         if not allow_extra_keys:
             raise UnknownDescriptionKeyError(
-                message + ' Set allow_extra_keys=True to ignore them.')
-        warnings.warn(message + ' They are ignored (allow_extra_keys=True).')
+                message + ' Set model.allow_extra_description_keys=True in '
+                'the config to ignore them.')
+        warnings.warn(message + ' They are ignored '
+                      '(model.allow_extra_description_keys=True).')
     per_class = [_as_list(k, data[k], where) for k in keys]
     empty = [k for k, descs in zip(keys, per_class)
              if not descs or any(not d for d in descs)]

@@ -155,7 +155,7 @@ def test_config_of_another_project_inherits_ours(tmp_path):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MMPRETRAIN_MODELS.build(cfg.model)
     assert type(model).__name__ == 'DRMClassifier'
-    assert model.loss_module.wrm_weight == 0.5
+    assert model.head.loss_module.wrm_weight == 0.5
 
 
 def test_get_config_path_missing():

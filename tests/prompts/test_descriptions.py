@@ -99,6 +99,32 @@ def test_duplicate_names_need_class_keys():
         make_class_keys(names)
 
 
+def test_keyed_descriptions_ignore_the_file_order(tmp_path):
+    """Keys that tell repeated names apart by id are matched by key: a file
+    written in neither class nor sorted order gives each class its own."""
+    names = ['missile', 'tank', 'missile', 'ark']
+    keys = make_class_keys(names, ['n1', 'n2', 'n3', 'n4'])
+    order = ['missile [n3]', 'ark', 'missile [n1]', 'tank']
+    assert order not in (keys, sorted(keys))
+    text = {'missile [n1]': 'a rocket', 'tank': 'armour',
+            'missile [n3]': 'a projectile', 'ark': ['a boat', 'wooden']}
+    path = _write(tmp_path, {k: text[k] for k in order})
+    assert list(json.loads(path.read_text())) == order
+    assert load_descriptions(path, names, class_keys=keys) == [
+        ['a rocket'], ['armour'], ['a projectile'], ['a boat', 'wooden']]
+
+
+def test_the_extra_key_hint_names_the_config_key(tmp_path):
+    path = _write(tmp_path, {'cat': 'a', 'dog': 'b', 'bird': 'c',
+                             'cow': 'moo'})
+    with pytest.raises(UnknownDescriptionKeyError) as err:
+        load_descriptions(path, CLASSES)
+    assert str(err.value).endswith(
+        ' Set model.allow_extra_description_keys=True in the config to '
+        'ignore them.')
+    assert '\n' not in str(err.value)
+
+
 def test_relative_paths_resolve_against_the_prompts_folder(
         tmp_path, monkeypatch):
     _write(tmp_path, {'cat': 'a', 'dog': 'b', 'bird': 'c'}, 'mine.json')
@@ -113,8 +139,8 @@ def test_relative_paths_resolve_against_the_prompts_folder(
                                     ('imagenet', 1000)])
 def test_shipped_files_match_their_class_lists(key, n):
     classnames = pytest.importorskip('drm_mm.datasets.classnames')
-    from drm_mm.models.classifiers.drm_classifier import _default_class_keys
+    from drm_mm.prompts import default_class_keys
     names = classnames.get_classnames(key)
     descs = load_descriptions(f'{key}.json', names,
-                              class_keys=_default_class_keys(key, names))
+                              class_keys=default_class_keys(key, names))
     assert len(descs) == len(names) == n

@@ -236,7 +236,8 @@ CASES: Dict[str, Case] = {
     'unknown description key': Case(
         lambda c: _descriptions(c, lambda d: d.update(cugar=['a cat'])),
         ValueError, ('bad_descriptions.json', "'cugar'",
-                     'Fix the spelling', 'allow_extra_keys=True')),
+                     'Fix the spelling',
+                     'model.allow_extra_description_keys=True')),
     'description file missing': Case(
         lambda c: _classifier(descriptions=str(c.tmp / 'nope.json')),
         FileNotFoundError, ('nope.json', 'not found',

@@ -17,7 +17,7 @@ def test_acc_df_is_the_argmax_accuracy():
     z_df = torch.tensor([[2., 1., 0.], [0., 1., 3.], [5., 0., 1.],
                          [0., 4., 1.]])
     labels = torch.tensor([0, 2, 1, 1])  # argmax right 3 of 4, argmin 1
-    out = DualRiskLoss(erm='ce', wrm_weight=0)(labels=labels, z_df=z_df)
+    out = DualRiskLoss(erm='ce', wrm_weight=0)(labels=labels, z_erm=z_df)
     assert out['acc_df'].item() == 0.75
 
 

@@ -247,11 +247,15 @@ class Bench:
         """A DRMClassifier of ``method`` around the shared ``clip``."""
         from drm_mm.models.classifiers import DRMClassifier
         loss, beta, uses_cd = METHODS[method]
+        options = self.method_options(method)
+        if 'wrm_text_classes' in options:  # --quick has fewer classes than
+            options['wrm_text_classes'] = min(  # m: then the exact path
+                options['wrm_text_classes'], len(self.classnames))
         model = DRMClassifier(
             clip=clip, classnames=self.classnames, templates='iwildcam',
             descriptions=self.descriptions if uses_cd else None,
             head=dict(beta=beta), loss=loss,
-            soft_labels=dict(source='cache'), **self.method_options(method))
+            soft_labels=dict(source='cache'), **options)
         if uses_cd:
             model.set_soft_labels(self.soft_table(
                 max(self.args.batch_size, self.args.memory_batch)))
@@ -623,16 +627,17 @@ def bench_text(b: Bench) -> None:
         b.figure('cd text fwd+bwd: padded / trimmed', 'padded', 'trimmed',
                  None, 'x', note=f'{b.args.arch}: text tower not trimmable')
         return
-    buckets = model.text_length_buckets
-    plan = plan_length_buckets(lengths, buckets, model.text_bucket_overhead)
+    buckets = clip.text_length_buckets
+    plan = plan_length_buckets(lengths, buckets,
+                               clip.text_encoder.text_bucket_overhead)
 
     def run(kind: str) -> None:
         if kind == 'padded':
             feats = open_clip.CLIP.encode_text(model, tokens, normalize=True)
         else:
-            model.text_length_buckets = 1 if kind == 'one_batch' else buckets
+            clip.text_length_buckets = 1 if kind == 'one_batch' else buckets
             feats = clip.encode_text(tokens, lengths=lengths)
-            model.text_length_buckets = buckets
+            clip.text_length_buckets = buckets
         feats.pow(2).sum().backward()
         clip.zero_grad(set_to_none=True)
 
@@ -861,8 +866,8 @@ def _prompt_tokens(clip, prompts: List[str]) -> dict:
                                                   plan_length_buckets)
     tokens = clip.tokenize(prompts)
     lengths = tokens.argmax(dim=-1) + 1  # up to EOT (the largest id)
-    buckets = getattr(clip.model, 'text_length_buckets', 1)
-    overhead = getattr(clip.model, 'text_bucket_overhead',
+    buckets = clip.text_length_buckets
+    overhead = getattr(clip.text_encoder, 'text_bucket_overhead',
                        BUCKET_OVERHEAD_TOKENS)
     plan = plan_length_buckets(lengths, buckets, overhead)
     return dict(prompts=len(prompts), context=tokens.size(1),

@@ -14,9 +14,12 @@ LP-FT          LP's model with towers unfrozen, ``load_from`` = LP ckpt
 =============  =====================================================
 
 Its parts, one concept each: the CLIP towers (:class:`OpenCLIP`), the
-prompts and their prototypes (:class:`TextPrototypes`), the df / cd heads
-(:class:`CLIPTextHead`), the core-based soft labels
-(:class:`CoreSoftLabels`) and the objective (:class:`DualRiskLoss`).
+prompts (:class:`~drm_mm.prompts.ClassPrompts`) and their prototypes
+(:class:`TextPrototypes`, with the cd options of L_WRM in
+:class:`WRMTextPolicy`), the core-based soft labels
+(:class:`CoreSoftLabels`) and the df / cd heads (:class:`CLIPTextHead`),
+which own the objective (:class:`DualRiskLoss`). A training step: image
+features, p_c, the text the head asks for, then the head's loss.
 """
 import inspect
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -26,45 +29,18 @@ from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from drm_mm.prompts import (apply_description_template, build_prompts,
-                            check_description_template, load_descriptions,
-                            make_class_keys, resolve_templates)
+from drm_mm.prompts import ClassPrompts
 from drm_mm.registry import MODELS, build_in_scope
 from drm_mm.utils.checkpoint_fit import refuse_unfit_state_dict
 from ..clip.open_clip_model import OpenCLIP
 from ..heads.clip_text_head import CLIPTextHead  # noqa: F401 (registers)
-from ..losses import DualRiskLoss  # noqa: F401 (registers)
 from ..soft_labels import CoreSoftLabels
 from .text_prototypes import TextPrototypes
+from .wrm_text_policy import WRMTextPolicy
 
 #: CLIP's pixel mean / std on the 0-255 scale (RGB).
 CLIP_MEAN = (122.770938, 116.7460125, 104.09373615)
 CLIP_STD = (68.5005327, 66.6321579, 70.32316305)
-
-
-def _resolve_classnames(classnames: Union[str, Sequence[str]]) -> List[str]:
-    if isinstance(classnames, str):
-        from drm_mm.datasets.classnames import get_classnames
-        return list(get_classnames(classnames))
-    names = list(classnames)
-    if not names or not all(isinstance(n, str) and n for n in names):
-        raise ValueError('DRMClassifier.classnames: give a dataset key (e.g. '
-                         "'iwildcam') or a non-empty list of class names.")
-    return names
-
-
-def _default_class_keys(classnames: Union[str, Sequence[str]],
-                        names: List[str]) -> Optional[List[str]]:
-    """For a dataset key, its description keys (ImageNet and its subsets:
-    ``"<name> [<wnid>]"`` for the names the 1000 classes use twice); for a
-    list of names, None when they are unique (else an error asking for
-    class_keys)."""
-    if isinstance(classnames, str):
-        from drm_mm.datasets.classnames import get_class_keys
-        return get_class_keys(classnames)
-    if len(set(names)) == len(names):
-        return None
-    return make_class_keys(names)
 
 
 def _build_soft_labels(cfg: Optional[dict]) -> nn.Module:
@@ -91,77 +67,64 @@ def _build_soft_labels(cfg: Optional[dict]) -> nn.Module:
 
 @MODELS.register_module()
 class DRMClassifier(BaseClassifier):
-    """CLIP image tower + text tower + :class:`CLIPTextHead` +
-    :class:`DualRiskLoss`.
+    """CLIP image tower + text tower + :class:`CLIPTextHead` (which owns
+    :class:`DualRiskLoss`).
 
     Args:
-        clip: config of :class:`OpenCLIP` (or the module); its ``frozen``
-            chooses which towers train.
-        classnames: class names in label order, or a dataset key resolved
-            by ``drm_mm.datasets.classnames.get_classnames``.
-        templates: df templates (list with ``{c}``) or a dataset key;
-            default: the key of ``classnames``.
-        descriptions: concept descriptions: a JSON path (relative paths are
-            also looked up in ``drm_mm/prompts/``) or a dict keyed by class
-            name. Needed when the cd head is used (``head.beta < 1`` or
-            ``loss.wrm_weight > 0``).
-        class_keys: description keys of the classes when names repeat.
-        description_template: how a cd prompt is made from a description
-            ``{d}`` and the class name ``{c}``: ``'{d}'`` (default) uses the
-            description as it is, ``'{c} is {d}'`` prefixes the class name.
-        allow_extra_description_keys: warn (not fail) on unknown keys.
-        caption_templates: templates of the training captions (FLYP ERM);
-            default ``templates``. One is drawn per sample and step.
-        head: :class:`CLIPTextHead` config (``beta``, ``linear``...).
-        loss: :class:`DualRiskLoss` config (``erm``, ``wrm_weight``...).
-        soft_labels: config of the soft-label component, default type
-            :class:`CoreSoftLabels` (``source``, ``normalization``,
-            ``tau``).
-        text_batch_size: prompts per text forward when encoding without
-            gradient (eval prototypes), to bound memory.
-        shard_text_prompts: in a distributed run with a training text
-            tower, each rank encodes only its share of the df / cd prompts
-            and the embeddings are all-gathered with gradient (the same
-            loss and gradients as every rank encoding all of them, at
-            1/world of the text cost).
-        wrm_text_grad: True (default, the exact path): L_WRM trains the
-            text tower through the cd prototypes. False (cheaper): the cd
-            prototypes are encoded without gradient, so L_WRM trains the
-            image tower (and logit scale) only; the ERM term still trains
-            the text tower.
-        wrm_text_refresh: with ``wrm_text_grad=False`` (or
-            ``wrm_text_classes``: the classes outside S), re-encode the cd
-            prototypes every this many training forward passes (1: every
-            step; with gradient accumulation each pass counts). A resumed
-            run re-encodes at its first step.
-        wrm_text_classes: None (default): the exact path. An integer m
-            (with a training text tower and ``wrm_text_grad=True``): each
-            step only the cd prompts of a class subset S are encoded with
-            gradient, the other classes' cd prototypes are the no-gradient
-            ones of ``wrm_text_grad=False`` (re-encoded every
-            ``wrm_text_refresh`` steps). S = the ``ceil(m/2)`` classes with
-            the most p_c mass summed over the batch plus ``m - ceil(m/2)``
-            drawn uniformly without replacement from the other classes
-            (inclusion probability q). Estimator: a drawn class's prototype
-            keeps its value, its gradient is scaled by 1/q
-            (``t.detach() + (t - t.detach()) / q``), so that over the draws
-            each class's text gradient counts once in expectation. With a
-            fresh cache (``wrm_text_refresh=1``) the loss value and the
-            image gradient are the exact path's and the text gradient is an
-            unbiased estimate of the exact path's; with k > 1 the classes
-            outside S use prototypes up to k-1 steps old (loss value, image
-            gradient and the estimate are those of these stale values). m
-            >= the number of classes: the exact path; m >= 2 (one top class
-            and one drawn). Distributed: each rank picks S from its own
-            batch and draw and encodes all of S itself (not sharded); each
-            rank's estimate is unbiased for its local gradient, so DDP's
-            average is unbiased for the global one and ranks need not agree
-            on S. No effect with a frozen text tower or ``wrm_weight=0``.
-            Cost: with k = 1 every cd prompt is still encoded (without
-            gradient) each step; the saving is then only the gradient pass
-            of the prompts outside S, with k > 1 also their forward.
-        data_preprocessor: default ``ClsDataPreprocessor`` with CLIP's
-            mean/std and ``to_rgb=True``.
+        clip (dict | OpenCLIP): config of :class:`OpenCLIP` (or the
+            module); its ``frozen`` chooses which towers train.
+        classnames (str | list[str]): class names in label order or a
+            dataset key (these and the next six options make the prompts:
+            :class:`~drm_mm.prompts.ClassPrompts`).
+        templates (str | list[str], optional): the df templates or their
+            dataset key. Defaults to the key of ``classnames``.
+        descriptions (str | dict, optional): the concept descriptions (JSON
+            file or dict keyed by class), required when the cd head is used
+            (``head.beta < 1``, ``loss.wrm_weight > 0`` or
+            ``loss.erm_prompts='cd'``). Defaults to None.
+        class_keys (list[str], optional): description keys for repeated
+            class names. Defaults to None.
+        description_template (str): the cd prompt of description ``{d}``
+            (and class ``{c}``). Defaults to ``'{d}'``.
+        allow_extra_description_keys (bool): only warn about description
+            keys that name no class. Defaults to False.
+        caption_templates (str | list[str], optional): templates of the
+            FLYP captions, one drawn per sample and step. Defaults to
+            ``templates``.
+        head (dict, optional): :class:`CLIPTextHead` config (``beta``,
+            ``linear`` ...). Defaults to ``dict(type='CLIPTextHead')``.
+        loss (dict, optional): :class:`DualRiskLoss` config (``erm``,
+            ``wrm_weight`` ...), handed to the head, which owns the loss.
+            Defaults to ``dict(type='DualRiskLoss')``.
+        soft_labels (dict, optional): config of the soft-label component
+            (``source``, ``normalization``, ``tau``). Defaults to
+            ``dict(type='CoreSoftLabels')``.
+        text_batch_size (int): prompts per text forward when encoding
+            without gradient (eval prototypes), to bound memory. Defaults to
+            1024.
+        shard_text_prompts (bool): in a distributed run with a training
+            text tower, each rank encodes only its share of the df / cd
+            prompts and the embeddings are all-gathered with gradient (the
+            same loss and gradients at 1/world of the text cost). Defaults
+            to True.
+        wrm_text_grad (bool): True: L_WRM trains the text tower through the
+            cd prototypes (the exact path). False (cheaper): the cd
+            prototypes come without gradient, so L_WRM trains the image
+            tower (and logit scale) only. Defaults to True.
+        wrm_text_refresh (int): re-encode the no-gradient cd prototypes
+            (``wrm_text_grad=False``, or the classes outside the subset of
+            ``wrm_text_classes``) every this many training forward passes.
+            Defaults to 1.
+        wrm_text_classes (int, optional): m in [2, number of classes]: each
+            step only the cd prompts of m classes get gradient, an unbiased
+            estimate of the exact text gradient (see
+            :class:`WRMTextPolicy`); m = the number of classes is the exact
+            path. Defaults to None (the exact path).
+        data_preprocessor (dict | nn.Module, optional): Defaults to
+            ``ClsDataPreprocessor`` with CLIP's mean/std and
+            ``to_rgb=True``.
+        init_cfg (dict, optional): MMEngine's initialisation config.
+            Defaults to None.
     """
 
     def __init__(self,
@@ -193,86 +156,30 @@ class DRMClassifier(BaseClassifier):
             data_preprocessor = build_in_scope(MODELS, data_preprocessor)
         super().__init__(init_cfg=init_cfg,
                          data_preprocessor=data_preprocessor)
-        if isinstance(text_batch_size, bool) or not isinstance(
-                text_batch_size, int) or text_batch_size < 1:
-            raise ValueError(f'DRMClassifier.text_batch_size must be a '
-                             f'positive integer (prompts per text forward), '
-                             f'got {text_batch_size!r}.')
-        if not isinstance(wrm_text_grad, bool):
-            raise ValueError(f'DRMClassifier.wrm_text_grad must be True or '
-                             f'False, got {wrm_text_grad!r}.')
-        if isinstance(wrm_text_refresh, bool) or not isinstance(
-                wrm_text_refresh, int) or wrm_text_refresh < 1:
-            raise ValueError(f'DRMClassifier.wrm_text_refresh must be a '
-                             f'positive integer (steps), got '
-                             f'{wrm_text_refresh!r}.')
-        if wrm_text_classes is not None and (
-                isinstance(wrm_text_classes, bool)
-                or not isinstance(wrm_text_classes, int)
-                or wrm_text_classes < 2):
-            raise ValueError(f'DRMClassifier.wrm_text_classes must be None '
-                             f'or an integer >= 2 (classes whose cd prompts '
-                             f'get gradient each step), got '
-                             f'{wrm_text_classes!r}.')
-        if wrm_text_classes is not None and not wrm_text_grad:
-            raise ValueError('DRMClassifier.wrm_text_classes needs '
-                             'wrm_text_grad=True (wrm_text_grad=False drops '
-                             'the cd gradient of every class); set one of '
-                             'them.')
-        self.wrm_text_grad = wrm_text_grad
-        self.wrm_text_refresh = wrm_text_refresh
-        self.wrm_text_classes = wrm_text_classes
-        self._subset_generator: Optional[torch.Generator] = None
         self.clip: OpenCLIP = build_in_scope(MODELS, clip) if isinstance(
             clip, dict) else clip
-        self.loss_module = build_in_scope(
-            MODELS, dict(dict(type='DualRiskLoss'), **(loss or {})))
+        prompts = ClassPrompts(classnames, templates, descriptions,
+                               class_keys, description_template,
+                               allow_extra_description_keys,
+                               caption_templates)
+        self.classnames = prompts.classnames
+        self.templates = prompts.templates
+        self.descriptions = prompts.descriptions
+        wrm_text = WRMTextPolicy(wrm_text_grad, wrm_text_refresh,
+                                 wrm_text_classes, len(self.classnames))
+        self.text = TextPrototypes(self.clip, prompts.sets, text_batch_size,
+                                   shard_text_prompts, wrm_text)
+        self.head = self._build_head(head, loss)
+        lm = self.head.loss_module
+        wrm_text.check_loss(lm.erm if lm.uses_erm else None, lm.erm_prompts,
+                            lm.wrm_prompts)
         self.soft_labels = _build_soft_labels(soft_labels)
-
-        # ---- prompts
-        self.classnames = _resolve_classnames(classnames)
-        if templates is None:
-            if not isinstance(classnames, str):
-                raise ValueError('DRMClassifier.templates: give a template '
-                                 'list or a dataset key when classnames is '
-                                 'a list.')
-            templates = classnames
-        self.templates = resolve_templates(templates)
-        self.caption_templates = (self.templates if caption_templates is None
-                                  else resolve_templates(caption_templates))
-        self.description_template = check_description_template(
-            description_template)
-        self.descriptions: Optional[List[List[str]]] = None
-        if descriptions is not None:
-            self.descriptions = apply_description_template(
-                self._load_descriptions(descriptions, classnames, class_keys,
-                                        allow_extra_description_keys),
-                self.classnames, self.description_template)
-        prompts = dict(df=build_prompts(self.templates, self.classnames))
-        if self.caption_templates != self.templates:
-            prompts['caption'] = build_prompts(self.caption_templates,
-                                               self.classnames)
-        if self.descriptions is not None:
-            prompts['cd'] = self.descriptions
-        self.text = TextPrototypes(self.clip, prompts, text_batch_size,
-                                   shard_text_prompts)
-
-        # ---- head (the linear df head starts from the zero-shot prototypes)
-        head_cfg = dict(dict(type='CLIPTextHead'), **(head or {}))
-        if head_cfg.get('linear', False):
-            zero_shot = self.text.encode(self.clip, 'df')
-            head_cfg.setdefault('num_classes', zero_shot.size(0))
-            head_cfg.setdefault('embed_dim', zero_shot.size(1))
-        self.head = build_in_scope(MODELS, head_cfg)
-        if head_cfg.get('linear', False):
-            self.head.init_linear(zero_shot)
-        self._check_combination()
+        self.soft_labels.bind(self.clip, self.text,
+                              clip if isinstance(clip, dict) else None,
+                              active=self.head.needs_soft_labels)
         # Every loading path (MMEngine's non-strict ones too) refuses a
         # checkpoint that does not fit this model.
         self.register_load_state_dict_pre_hook(refuse_unfit_state_dict)
-        self.soft_labels.bind(self.clip, self.text,
-                              clip if isinstance(clip, dict) else None,
-                              active=self.loss_module.uses_wrm)
 
     def init_weights(self) -> None:
         """MMEngine's initialisation (the CLIP loads its pretrained weights,
@@ -291,56 +198,32 @@ class DRMClassifier(BaseClassifier):
             with torch.no_grad():
                 self.head.init_linear(self.text.encode(self.clip, 'df'))
 
-    def _load_descriptions(self, descriptions: Union[str, dict],
-                           classnames: Union[str, Sequence[str]],
-                           class_keys: Optional[Sequence[str]],
-                           allow_extra: bool) -> List[List[str]]:
-        """Descriptions per class; an ImageNet subset key (``'imagenet_r'``)
-        reads the 1000-class file and keeps its classes."""
-        if class_keys is None and classnames in ('imagenet_a', 'imagenet_r'):
-            from drm_mm.datasets.classnames import (class_subset_indices,
-                                                    get_class_keys,
-                                                    get_classnames)
-            full = load_descriptions(
-                descriptions, get_classnames('imagenet'),
-                class_keys=get_class_keys('imagenet'),
-                allow_extra_keys=allow_extra)
-            return [full[i] for i in class_subset_indices(classnames)]
-        keys = (list(class_keys) if class_keys is not None else
-                _default_class_keys(classnames, self.classnames))
-        return load_descriptions(descriptions, self.classnames,
-                                 class_keys=keys, allow_extra_keys=allow_extra)
-
-    def _check_combination(self) -> None:
-        needs_cd = self.head.needs_cd or self.loss_module.needs_cd
-        if needs_cd and self.descriptions is None:
+    def _build_head(self, head: Optional[dict],
+                    loss: Optional[dict]) -> CLIPTextHead:
+        """The head with the loss config; a linear df head starts from the
+        zero-shot df prototypes."""
+        head_cfg = dict(dict(type='CLIPTextHead'), **(head or {}))
+        if loss is not None and 'loss' in head_cfg:
+            raise ValueError('DRMClassifier: the loss is set twice (loss= '
+                             'and head.loss=); keep one.')
+        head_cfg.setdefault('loss', loss)
+        if head_cfg.get('linear', False):
+            zero_shot = self.text.encode(self.clip, 'df')
+            head_cfg.setdefault('num_classes', zero_shot.size(0))
+            head_cfg.setdefault('embed_dim', zero_shot.size(1))
+        built = build_in_scope(MODELS, head_cfg)
+        if head_cfg.get('linear', False):
+            built.init_linear(zero_shot)
+        if built.needs_descriptions and self.descriptions is None:
+            lm = built.loss_module
             raise ValueError(
                 f'DRMClassifier: the cd head is used (head.beta='
-                f'{self.head.beta}, loss.wrm_weight='
-                f'{self.loss_module.wrm_weight}, loss.erm_prompts='
-                f'{self.loss_module.erm_prompts!r}) but no descriptions are '
-                f'given. Set descriptions=<json> (e.g. "iwildcam.json"), or '
-                f"beta=1, wrm_weight=0 and erm_prompts='df' for a df-only "
-                f'model.')
-        lm = self.loss_module
-        if self.wrm_text_classes is not None and lm.wrm_prompts != 'cd':
-            raise ValueError(
-                "DRMClassifier.wrm_text_classes applies to L_WRM's cd "
-                "prompts; with loss.wrm_prompts='df' leave it None.")
-        if self.wrm_text_classes is not None and lm.uses_erm and \
-                lm.erm == 'ce' and lm.erm_prompts == 'cd':
-            raise ValueError(
-                "DRMClassifier.wrm_text_classes saves nothing with "
-                "loss.erm='ce' and loss.erm_prompts='cd' (L_ERM encodes "
-                "every cd prompt with gradient); leave it None.")
-        if self.head.linear and self.loss_module.erm_prompts == 'cd':
-            raise ValueError(
-                "DRMClassifier: a linear df head (LP / LP-FT) trains on the "
-                "df logits; use loss.erm_prompts='df'.")
-        if self.head.linear and self.loss_module.erm != 'ce':
-            raise ValueError(
-                "DRMClassifier: a linear df head (LP / LP-FT) trains with "
-                "loss.erm='ce'; the contrastive loss does not use it.")
+                f'{built.beta}, loss.wrm_weight={lm.wrm_weight}, '
+                f'loss.erm_prompts={lm.erm_prompts!r}) but no descriptions '
+                f'are given. Set descriptions=<json> (e.g. "iwildcam.json"),'
+                f" or beta=1, wrm_weight=0 and erm_prompts='df' for a "
+                f'df-only model.')
+        return built
 
     @property
     def num_classes(self) -> int:
@@ -349,7 +232,7 @@ class DRMClassifier(BaseClassifier):
     @property
     def needs_soft_labels(self) -> bool:
         """Whether training uses p_c (λ > 0)."""
-        return self.loss_module.uses_wrm
+        return self.head.needs_soft_labels
 
     def set_soft_labels(self, table: Optional[torch.Tensor]) -> None:
         """Install the p_c table ``(num_train_samples, C)`` by hand (tools,
@@ -445,79 +328,15 @@ class DRMClassifier(BaseClassifier):
     # ------------------------------------------------------------ training
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
-        """Dual risk of a batch: ``{'loss_erm', 'loss_wrm', stats...}``.
-
-        Image features; the text the step needs (captions for the
-        contrastive ERM, df prototypes for CE, cd prototypes for WRM, or the
-        other set by ``loss.erm_prompts`` / ``loss.wrm_prompts``); the
-        logits of each term; p_c; then ``w·L_ERM + λ·L_WRM``.
-        """
+        """Dual risk of a batch: ``{'loss_erm', 'loss_wrm', stats...}``:
+        image features, p_c (λ > 0), the text the head asks for, then the
+        head's ``w·L_ERM + λ·L_WRM``."""
         labels = torch.cat([s.gt_label for s in data_samples]).to(
             inputs.device).long()
-        lm = self.loss_module
-        wrm = lm.uses_wrm
-        contrastive = lm.uses_erm and lm.erm == 'contrastive'
-        ce = lm.uses_erm and lm.erm == 'ce'
-        # which prompt sets' prototypes the step needs (loss.*_prompts)
-        used = {(ce, lm.erm_prompts), (wrm, lm.wrm_prompts)}
-        image_features = self.clip.encode_image(inputs)
-        logit_scale = self.clip.training_logit_scale  # clamped (losses only)
-        # p_c before the text: wrm_text_classes picks its classes by it
-        soft = self.soft_labels(inputs, data_samples) if wrm else None
-        text = self.text.training_text(
-            self.clip, labels, captions=contrastive,
-            df=(True, 'df') in used and not self.head.linear,
-            cd=(True, 'cd') in used,
-            caption_set=None if lm.erm_prompts == 'df' else 'cd',
-            # wrm_text_grad=False drops the cd gradient only when no ERM
-            # term uses the cd prototypes
-            cd_grad=self.wrm_text_grad or (ce and lm.erm_prompts == 'cd'),
-            cd_refresh=self.wrm_text_refresh,
-            cd_classes=self._wrm_classes(soft) if wrm else None)
-
-        def logits(name: str) -> torch.Tensor:
-            if name == 'df':
-                return self.head.df_logits(image_features, text.get('df'),
-                                           logit_scale)
-            return self.head.logits(image_features, text['cd'], logit_scale)
-
-        z_erm = logits(lm.erm_prompts) if ce else None
-        z_wrm = logits(lm.wrm_prompts) if wrm else None
-        return self.loss_module(
-            labels=labels, z_df=z_erm, z_cd=z_wrm, soft_labels=soft,
-            image_features=image_features,
-            caption_features=text.get('caption'), logit_scale=logit_scale)
-
-    def _wrm_classes(self, soft: torch.Tensor
-                     ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-        """The class subset S of ``wrm_text_classes`` for this batch and the
-        gradient scale of each class in it (CPU): the ``ceil(m/2)`` classes
-        of most p_c mass (scale 1), then ``m - ceil(m/2)`` drawn from the
-        rest (scale 1/q). None on the exact path."""
-        m = self.wrm_text_classes
-        if m is None or m >= self.num_classes or not (
-                self.clip.text_trainable and torch.is_grad_enabled()):
-            return None
-        top_n = -(-m // 2)
-        mass = soft.detach().float().sum(dim=0).cpu()
-        top = torch.topk(mass, top_n).indices
-        others = torch.ones(self.num_classes, dtype=torch.bool)
-        others[top] = False
-        rest = others.nonzero().squeeze(1)
-        drawn = self._draw_classes(rest, m - top_n)
-        q = (m - top_n) / rest.numel()
-        scale = torch.cat([torch.ones(top_n), torch.full((drawn.numel(), ),
-                                                         1.0 / q)])
-        return torch.cat([top, drawn]), scale
-
-    def _draw_classes(self, rest: torch.Tensor, n: int) -> torch.Tensor:
-        """``n`` of the classes ``rest`` drawn uniformly without
-        replacement, by a CPU generator of the classifier's own, seeded at
-        its first use from ``torch.initial_seed()`` (the run's seed): the
-        draws leave torch's global random stream (caption draws) as it
-        is."""
-        if self._subset_generator is None:
-            self._subset_generator = torch.Generator().manual_seed(
-                torch.initial_seed())
-        order = torch.randperm(rest.numel(), generator=self._subset_generator)
-        return rest[order[:n]]
+        feats = self.extract_feat(inputs)
+        soft = (self.soft_labels(inputs, data_samples)
+                if self.head.needs_soft_labels else None)
+        text = self.text.training_text(self.clip, labels,
+                                       self.head.text_request, soft)
+        return self.head.loss(feats, text, labels, soft,
+                              self.clip.training_logit_scale)

@@ -1,11 +1,12 @@
 """``TextPrototypes``: the prompt sets of a CLIP classifier, their tokens and
 their class prototypes.
 
-Three prompt sets, each a list of prompts per class in label order: ``'df'``
-(default templates), ``'caption'`` (training captions of the contrastive
-ERM, only when their templates differ from df) and ``'cd'`` (concept
-descriptions). Tokens are made once (CPU, copied to a device on first use);
-batching by prompt length is planned in one place,
+The prompt sets (:data:`~drm_mm.prompts.PROMPT_SETS`), each a list of
+prompts per class in label order: ``'df'`` (default templates) and ``'cd'``
+(concept descriptions), plus ``'caption'``, the templates of the training
+captions of the contrastive ERM when they differ from df. Tokens are made
+once (CPU, copied to a device on first use); batching by prompt length is
+planned in one place,
 :func:`~drm_mm.models.clip.text_trimming.plan_length_buckets`, through
 ``OpenCLIP.encode_text``.
 
@@ -17,16 +18,43 @@ through ``param.data`` (they bypass the version counter; e.g. WiSE-FT):
 call :meth:`invalidate` then.
 """
 import itertools
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
+from drm_mm.prompts import PROMPT_SETS
 from ..clip.open_clip_model import OpenCLIP, is_text_param
-from ..heads.clip_text_head import class_prototypes
-from ..losses.contrastive_loss import gather_with_grad
-from ..rank_shards import rank_and_world, shard_bounds
+from ..heads.clip_text_head import TextRequest
+from ..rank_shards import gather_with_grad, rank_and_world, shard_bounds
+from .wrm_text_policy import WRMTextPolicy
 
-PROMPT_SETS = ('df', 'caption', 'cd')
+#: The token set of the training captions when their templates differ from
+#: the df templates.
+CAPTION_SET = 'caption'
+
+
+def class_prototypes(text_features: torch.Tensor,
+                     counts: Sequence[int]) -> torch.Tensor:
+    """Prototypes ``(C, D)``: per class, the renormalised mean of its
+    (normalised) prompt embeddings, which are stored class after class,
+    ``counts[c]`` rows for class ``c``."""
+    if sum(counts) != text_features.size(0):
+        raise ValueError(f'class_prototypes: counts sum to {sum(counts)} but '
+                         f'there are {text_features.size(0)} embeddings.')
+    feats = F.normalize(text_features, dim=-1)
+    if len(set(counts)) == 1:
+        mean = feats.view(len(counts), counts[0], -1).mean(dim=1)
+    else:
+        owner = torch.repeat_interleave(
+            torch.arange(len(counts), device=feats.device),
+            torch.as_tensor(list(counts), device=feats.device))
+        total = feats.new_zeros(len(counts), feats.size(1)).index_add(
+            0, owner, feats)
+        mean = total / torch.as_tensor(
+            list(counts), device=feats.device,
+            dtype=feats.dtype).unsqueeze(1)
+    return F.normalize(mean, dim=-1)
 
 
 class TextPrototypes:
@@ -36,25 +64,36 @@ class TextPrototypes:
     encodes with is passed in (the classifier's, or the frozen teacher).
 
     Args:
-        clip: the CLIP whose tokenizer makes the tokens.
-        prompts: per prompt set name, the prompts of each class.
-        text_batch_size: at most this many prompts per text forward
-            without gradient (bounds memory).
-        shard: with a training text tower in a distributed run, each rank
-            encodes only its share of the df / cd prompts and the embeddings
-            are all-gathered with gradient.
+        clip (OpenCLIP): the CLIP whose tokenizer makes the tokens.
+        prompts (dict): per prompt set name (``'df'``, ``'cd'``,
+            ``'caption'``), the prompts of each class.
+        text_batch_size (int): at most this many prompts per text forward
+            without gradient (bounds memory). Defaults to 1024.
+        shard (bool): with a training text tower in a distributed run, each
+            rank encodes only its share of the df / cd prompts and the
+            embeddings are all-gathered with gradient. Defaults to True.
+        wrm_text (WRMTextPolicy, optional): how L_WRM's cd prototypes are
+            made in training. Defaults to the exact path.
     """
 
     def __init__(self, clip: OpenCLIP, prompts: Dict[str, List[List[str]]],
-                 text_batch_size: int = 1024, shard: bool = True) -> None:
-        unknown = set(prompts) - set(PROMPT_SETS)
+                 text_batch_size: int = 1024, shard: bool = True,
+                 wrm_text: Optional[WRMTextPolicy] = None) -> None:
+        known = PROMPT_SETS + (CAPTION_SET, )
+        unknown = set(prompts) - set(known)
         if unknown:
             raise ValueError(f'TextPrototypes: unknown prompt set(s) '
-                             f'{sorted(unknown)}; use {PROMPT_SETS}.')
+                             f'{sorted(unknown)}; use {known}.')
+        if isinstance(text_batch_size, bool) or not isinstance(
+                text_batch_size, int) or text_batch_size < 1:
+            raise ValueError(f'DRMClassifier.text_batch_size must be a '
+                             f'positive integer (prompts per text forward), '
+                             f'got {text_batch_size!r}.')
         self.prompts = {name: [list(p) for p in per_class]
                         for name, per_class in prompts.items()}
-        self.text_batch_size = int(text_batch_size)
+        self.text_batch_size = text_batch_size
         self.shard = bool(shard)
+        self.wrm_text = wrm_text or WRMTextPolicy()
         self._tokens: Dict[str, torch.Tensor] = {}
         self._counts: Dict[str, List[int]] = {}
         #: tokens the text tower runs per prompt (up to EOT when trimming)
@@ -67,8 +106,6 @@ class TextPrototypes:
         self._on_device: Dict[Tuple[str, torch.device], torch.Tensor] = {}
         self._cache: Dict[str, Tuple[tuple, torch.Tensor]] = {}
         self._text_slots: Optional[tuple] = None
-        #: (training calls, cd prototypes) of the no-gradient WRM path
-        self._stale_cd: Optional[Tuple[int, torch.Tensor]] = None
 
     def has(self, name: str) -> bool:
         return name in self._tokens
@@ -76,7 +113,7 @@ class TextPrototypes:
     @property
     def caption_set(self) -> str:
         """The prompt set training captions are drawn from."""
-        return 'caption' if self.has('caption') else 'df'
+        return CAPTION_SET if self.has(CAPTION_SET) else 'df'
 
     # ------------------------------------------------------------ cache
     def invalidate(self) -> None:
@@ -136,75 +173,55 @@ class TextPrototypes:
                                 self._counts[name])
 
     def training_text(self, clip: OpenCLIP, labels: torch.Tensor,
-                      captions: bool, df: bool, cd: bool,
-                      caption_set: Optional[str] = None,
-                      cd_grad: bool = True, cd_refresh: int = 1,
-                      cd_classes: Optional[Tuple[torch.Tensor,
-                                                 torch.Tensor]] = None
+                      request: TextRequest,
+                      soft_labels: Optional[torch.Tensor] = None
                       ) -> Dict[str, torch.Tensor]:
-        """What text a training step needs: ``'caption'`` embeddings (one
-        prompt of the sample's class drawn per sample from ``caption_set``,
-        default :attr:`caption_set`; ``'cd'``: a description) and ``'df'`` /
-        ``'cd'`` prototypes. With a training text tower all of it in ONE
-        text forward (each rank encoding its shard of the df / cd prompts),
-        else from the cache. ``cd_grad=False``: the cd prototypes come
-        without gradient, re-encoded every ``cd_refresh`` calls (a cheaper
-        WRM).
+        """The text of one training step, as ``request`` names it:
+        ``'caption'`` embeddings (one prompt of the sample's class drawn per
+        sample from the requested set; for ``'df'`` that is
+        :attr:`caption_set`) and ``'df'`` / ``'cd'`` prototypes.
 
-        ``cd_classes=(classes, scale)`` (CPU tensors; with ``cd_grad``):
-        only these classes' cd prompts are encoded with gradient, in the
-        same forward, not sharded across ranks; their prototypes keep their
-        value and have their gradient multiplied by ``scale``; the other
-        classes' prototypes are the no-gradient ones of ``cd_grad=False``
-        (re-encoded every ``cd_refresh`` calls)."""
-        needed = [n for n, on in (('df', df), ('cd', cd)) if on]
-        source = self.caption_set if caption_set is None else caption_set
+        With a training text tower all of it comes from ONE text forward
+        (each rank encoding its shard of the df / cd prompts, gathered with
+        gradient); L_WRM's cd prototypes follow :attr:`wrm_text` (no
+        gradient, or a class subset picked by ``soft_labels``). With a
+        frozen text tower (or no grad) everything comes from the cache.
+
+        Args:
+            clip (OpenCLIP): the CLIP that encodes.
+            labels (torch.Tensor): the batch's class indices ``(N, )``.
+            request (TextRequest): what the head needs.
+            soft_labels (torch.Tensor, optional): p_c ``(N, C)``; picks the
+                class subset of ``wrm_text_classes``. Defaults to None.
+        """
+        if not (clip.text_trainable and torch.is_grad_enabled()):
+            return self._cached_text(clip, labels, request)
         out: Dict[str, torch.Tensor] = {}
-        if cd_classes is not None and not cd_grad:
-            raise ValueError('training_text: cd_classes needs cd_grad=True.')
-        trains = clip.text_trainable and torch.is_grad_enabled()
-        if cd and not cd_grad and trains:
-            out['cd'] = self._no_grad_cd(clip, cd_refresh)
-            needed.remove('cd')
-        subset = cd_classes if cd and trains else None
-        if subset is not None:
-            needed.remove('cd')
-        if not trains:
-            if captions and source == self.caption_set:
-                table = self.cached(clip, 'caption')
-                pick = torch.randint(table.size(1), (labels.numel(), ),
-                                     device=labels.device)
-                out['caption'] = table[labels, pick]
-            elif captions:  # rows of another set, e.g. one description each
-                rows = self._caption_rows(labels, source)
-                out['caption'] = self._cached_rows(clip, source)[rows]
-            for name in needed:
-                out[name] = self.cached(clip, name)
-            return out
         groups: List[Tuple[str, torch.Tensor, torch.Tensor]] = []
-        if captions and source == self.caption_set:
-            groups.append(('caption', ) + self._draw_captions(labels))
-        elif captions:
-            rows = self._caption_rows(labels, source)
-            tokens = self._device_tokens(source, labels.device)
-            longest = int(self._lengths[source].max())
-            groups.append(('caption', tokens[rows],
-                           torch.full((labels.numel(), ), longest,
-                                      dtype=torch.long)))
+        if request.captions is not None:
+            groups.append(('caption', ) +
+                          self._caption_tokens(labels, request.captions))
         shard = rank_and_world() if self.shard else None
-        for name in needed:
+        subset = None
+        for name in request.prototypes:
+            if name == 'cd' and not (self.wrm_text.grad
+                                     or request.erm == 'cd'):
+                out['cd'] = self.wrm_text.stale_cd(
+                    lambda: self.encode(clip, 'cd'))
+                continue
+            if name == 'cd' and request.wrm == 'cd' and \
+                    soft_labels is not None:
+                subset = self.wrm_text.subset(soft_labels)
             tokens = self._device_tokens(name, labels.device)
             lengths = self._lengths[name]
-            if shard is not None:
+            if subset is not None:
+                rows, sub_counts = self._class_rows('cd', subset[0])
+                tokens, lengths = tokens[rows.to(labels.device)], lengths[rows]
+                name = 'cd_subset'
+            elif shard is not None:
                 lo, hi = shard_bounds(tokens.size(0), *shard)
                 tokens, lengths = tokens[lo:hi], lengths[lo:hi]
             groups.append((name, tokens, lengths))
-        if subset is not None:
-            rows, sub_counts = self._class_rows('cd', subset[0])
-            groups.append(('cd_subset',
-                           self._device_tokens('cd', labels.device)[
-                               rows.to(labels.device)],
-                           self._lengths['cd'][rows]))
         if not groups:
             return out
         feats = clip.encode_text(torch.cat([t for _, t, _ in groups]),
@@ -213,37 +230,62 @@ class TextPrototypes:
         for (name, _, _), part in zip(groups, parts):
             if name == 'caption':
                 out[name] = part
-                continue
-            if name == 'cd_subset':
-                out['cd'] = self._subset_cd(clip, part, sub_counts, *subset,
-                                            cd_refresh)
-                continue
-            if shard is not None:
-                part = gather_with_grad(part)
-            out[name] = class_prototypes(part, self._counts[name])
+            elif name == 'cd_subset':
+                out['cd'] = self._subset_cd(clip, part, sub_counts, *subset)
+            else:
+                if shard is not None:
+                    part = gather_with_grad(part)
+                out[name] = class_prototypes(part, self._counts[name])
         return out
 
-    def _no_grad_cd(self, clip: OpenCLIP, refresh: int) -> torch.Tensor:
-        """cd prototypes without gradient, re-encoded every ``refresh``
-        training calls."""
-        calls, value = self._stale_cd or (0, None)
-        if value is None or calls % refresh == 0:
-            value = self.encode(clip, 'cd')
-        self._stale_cd = (calls + 1, value)
-        return value
+    def _cached_text(self, clip: OpenCLIP, labels: torch.Tensor,
+                     request: TextRequest) -> Dict[str, torch.Tensor]:
+        """:meth:`training_text` from the no-gradient cache."""
+        out: Dict[str, torch.Tensor] = {}
+        source = self._caption_source(request.captions)
+        if source == self.caption_set:
+            table = self.cached(clip, 'caption')
+            pick = torch.randint(table.size(1), (labels.numel(), ),
+                                 device=labels.device)
+            out['caption'] = table[labels, pick]
+        elif source is not None:  # rows of another set, e.g. a description
+            rows = self._caption_rows(labels, source)
+            out['caption'] = self._cached_rows(clip, source)[rows]
+        for name in request.prototypes:
+            out[name] = self.cached(clip, name)
+        return out
+
+    def _caption_source(self, prompt_set: Optional[str]) -> Optional[str]:
+        """The token set captions of ``prompt_set`` are drawn from."""
+        return self.caption_set if prompt_set == 'df' else prompt_set
+
+    def _caption_tokens(self, labels: torch.Tensor, prompt_set: str
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Tokens of one caption of ``prompt_set`` per sample and their
+        length bound: the longest prompt of the set (known without looking
+        at the draw on the device)."""
+        source = self._caption_source(prompt_set)
+        if source == self.caption_set:
+            return self._draw_captions(labels)
+        rows = self._caption_rows(labels, source)
+        tokens = self._device_tokens(source, labels.device)
+        longest = int(self._lengths[source].max())
+        return tokens[rows], torch.full((labels.numel(), ), longest,
+                                        dtype=torch.long)
 
     def _subset_cd(self, clip: OpenCLIP, feats: torch.Tensor,
                    counts: List[int], classes: torch.Tensor,
-                   scale: torch.Tensor, refresh: int) -> torch.Tensor:
+                   scale: torch.Tensor) -> torch.Tensor:
         """cd prototypes ``(C, D)``: those of ``classes`` from ``feats``
         (their prompts' embeddings, with gradient) with the gradient scaled
         by ``scale`` and the value unchanged, the others without gradient
-        (:meth:`_no_grad_cd`)."""
+        (:meth:`WRMTextPolicy.stale_cd`)."""
         fresh = class_prototypes(feats, counts)
         scale = scale.to(device=fresh.device, dtype=fresh.dtype)
         fresh = fresh.detach() + (fresh - fresh.detach()) * scale[:, None]
-        base = self._no_grad_cd(clip, refresh).to(fresh.dtype)
-        return base.index_copy(0, classes.to(fresh.device), fresh)
+        base = self.wrm_text.stale_cd(lambda: self.encode(clip, 'cd'))
+        return base.to(fresh.dtype).index_copy(0, classes.to(fresh.device),
+                                               fresh)
 
     def _class_rows(self, name: str, classes: torch.Tensor
                     ) -> Tuple[torch.Tensor, List[int]]:

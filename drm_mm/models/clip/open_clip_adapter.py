@@ -1,4 +1,5 @@
-"""One place that builds open_clip models and tokenizers for drm_mm.
+"""One place that builds open_clip models, tokenizers and text encoders for
+drm_mm.
 
 The padding-free text forward lives in :mod:`.text_trimming`.
 
@@ -23,6 +24,7 @@ import open_clip
 from torch import nn
 
 from drm_mm.utils.safe_checkpoint import refusal_reason
+from .text_trimming import TrimmedTextEncoder, is_trimmable
 
 #: Architectures shipped with drm_mm (tiny test models, the toy world CLIP).
 MODEL_CONFIG_DIR = Path(__file__).parent / 'model_configs'
@@ -222,6 +224,14 @@ def build_tokenizer(model_name: str) -> Callable:
     """The open_clip tokenizer of ``model_name`` (works offline for CLIP)."""
     _check_model_name(model_name)
     return open_clip.get_tokenizer(model_name)
+
+
+def build_text_encoder(model: nn.Module,
+                       max_buckets: int = 4) -> Optional[TrimmedTextEncoder]:
+    """The padding-free text forward of a built CLIP, or None where it
+    would not be exact (then ``model.encode_text`` is the forward)."""
+    return TrimmedTextEncoder(model, max_buckets) if is_trimmable(
+        model) else None
 
 
 def freeze_module(module: nn.Module) -> None:

@@ -6,10 +6,10 @@ import torch
 from mmengine.model import BaseModule
 
 from drm_mm.registry import MODELS
-from .open_clip_adapter import (build_tokenizer, check_pretrained,
-                                create_architecture, load_pretrained)
-from .text_trimming import (TrimmedTextCLIP, enable_text_trimming,
-                            encode_by_plan)
+from .open_clip_adapter import (build_text_encoder, build_tokenizer,
+                                check_pretrained, create_architecture,
+                                load_pretrained)
+from .text_trimming import encode_by_plan
 
 TOWERS = ('image', 'text', 'logit_scale')
 #: Upper bound of ``exp(logit_scale)`` in the training losses (CLIP's 100).
@@ -95,8 +95,10 @@ class OpenCLIP(BaseModule):
         if int(text_length_buckets) < 1:
             raise ValueError(f'OpenCLIP.text_length_buckets must be >= 1, '
                              f'got {text_length_buckets}.')
-        self.trim_text = bool(trim_text) and enable_text_trimming(
-            self.model, int(text_length_buckets))
+        #: the padding-free text forward (None: open_clip's padded one)
+        self.text_encoder = build_text_encoder(
+            self.model, int(text_length_buckets)) if trim_text else None
+        self.trim_text = self.text_encoder is not None
         self.frozen = tuple(frozen)
         if grad_checkpointing:
             self.model.set_grad_checkpointing(True)
@@ -129,6 +131,17 @@ class OpenCLIP(BaseModule):
         return any(p.requires_grad
                    for n, p in self.model.named_parameters()
                    if is_text_param(n))
+
+    @property
+    def text_length_buckets(self) -> int:
+        """Length buckets (text forwards) per trimmed call; 1 untrimmed."""
+        return (self.text_encoder.text_length_buckets
+                if self.text_encoder is not None else 1)
+
+    @text_length_buckets.setter
+    def text_length_buckets(self, value: int) -> None:
+        if self.text_encoder is not None:
+            self.text_encoder.text_length_buckets = int(value)
 
     @property
     def device(self) -> torch.device:
@@ -167,8 +180,8 @@ class OpenCLIP(BaseModule):
     def text_lengths(self, tokens: torch.Tensor) -> torch.Tensor:
         """Per prompt, the token positions the text tower has to run (CPU):
         up to the pooled EOT token with ``trim_text``, else all."""
-        if isinstance(self.model, TrimmedTextCLIP):
-            return self.model.text_lengths(tokens)
+        if self.text_encoder is not None:
+            return self.text_encoder.text_lengths(tokens)
         return torch.full((tokens.size(0), ), tokens.size(1),
                           dtype=torch.long)
 
@@ -184,9 +197,9 @@ class OpenCLIP(BaseModule):
         """
         tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(
             texts)
-        if isinstance(self.model, TrimmedTextCLIP):
-            return self.model.encode_text(tokens, normalize=normalize,
-                                          lengths=lengths, max_rows=max_rows)
+        if self.text_encoder is not None:
+            return self.text_encoder(tokens, normalize=normalize,
+                                     lengths=lengths, max_rows=max_rows)
         if max_rows is None or tokens.size(0) <= max_rows:
             return self.model.encode_text(tokens, normalize=normalize)
         return encode_by_plan(

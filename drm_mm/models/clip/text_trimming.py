@@ -1,4 +1,5 @@
-"""Padding-free text forward of CLIP (a fast path; exact up to rounding).
+"""Padding-free text forward of CLIP (a fast path; exact up to rounding):
+:class:`TrimmedTextEncoder`.
 
 CLIP's text transformer is causal and pools the embedding at the EOT token
 (or the EOS id), so a prompt's embedding depends only on its tokens up to
@@ -123,6 +124,104 @@ def encode_by_plan(encode_at: Callable[[torch.Tensor, int], torch.Tensor],
     return torch.cat(outs)[inverse.to(text.device, non_blocking=True)]
 
 
+class TrimmedTextEncoder:
+    """The padding-free text forward of a built open_clip ``CLIP``.
+
+    It runs the CLIP's own text submodules (``token_embedding``,
+    ``positional_embedding``, ``transformer``, ``ln_final``,
+    ``text_projection``, ``attn_mask``) on the first positions of each
+    length bucket. Not an ``nn.Module``: it owns no weights (the CLIP keeps
+    them, with its state-dict keys) and reads the submodules at every call,
+    so moves, casts and loaded weights apply. Built by
+    :func:`~drm_mm.models.clip.open_clip_adapter.build_text_encoder` only
+    where trimming is exact (causal text tower, EOT / EOS pooling).
+
+    Args:
+        model (open_clip.CLIP): the CLIP whose text tower runs.
+        max_buckets (int): at most this many length buckets (text
+            forwards) per call. Defaults to 4.
+        overhead (int): padded tokens a further bucket must save (see
+            :func:`plan_length_buckets`). Defaults to
+            :data:`BUCKET_OVERHEAD_TOKENS`.
+    """
+
+    def __init__(self, model: nn.Module, max_buckets: int = 4,
+                 overhead: int = BUCKET_OVERHEAD_TOKENS) -> None:
+        if max_buckets < 1:
+            raise ValueError(f'text_length_buckets must be >= 1, got '
+                             f'{max_buckets}.')
+        self.model = model
+        self.text_length_buckets = int(max_buckets)
+        self.text_bucket_overhead = int(overhead)
+
+    def text_lengths(self, text: torch.Tensor) -> torch.Tensor:
+        """Per prompt, pooled position + 1: the tokens that matter (CPU)."""
+        if self.model.text_pool_type == 'eos':
+            index = (text == self.model.text_eos_id).int().argmax(dim=-1)
+        else:
+            index = text.argmax(dim=-1)
+        return (index + 1).cpu()
+
+    def _encode_at(self, text: torch.Tensor, length: int) -> torch.Tensor:
+        """open_clip's text forward (as ``CLIP.encode_text``) on the first
+        ``length`` positions."""
+        model = self.model
+        cast_dtype = model.transformer.get_cast_dtype()
+        text = text[:, :length]
+        x = model.token_embedding(text).to(cast_dtype)
+        x = x + model.positional_embedding[:length].to(cast_dtype)
+        x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+        x = model.ln_final(x)
+        x = text_global_pool(x, text, model.text_pool_type,
+                             eos_token_id=getattr(model, 'text_eos_id', None))
+        if model.text_projection is not None:
+            if isinstance(model.text_projection, nn.Linear):
+                x = model.text_projection(x)
+            else:
+                x = x @ model.text_projection
+        return x
+
+    def __call__(self, text: torch.Tensor, normalize: bool = False,
+                 lengths: Optional[torch.Tensor] = None,
+                 max_rows: Optional[int] = None) -> torch.Tensor:
+        """Text embeddings as open_clip computes them, without the padding.
+
+        Args:
+            text (torch.Tensor): token ids ``(N, context_length)``.
+            normalize (bool): L2-normalise the embeddings. Defaults to
+                False.
+            lengths (torch.Tensor, optional): per-row upper bounds of
+                :meth:`text_lengths` (CPU), so the caller can avoid a device
+                sync. Defaults to None (computed).
+            max_rows (int, optional): at most this many prompts per forward.
+                Defaults to None (no cap).
+        """
+        if text.size(0) == 0:
+            return self.model.encode_text(text, normalize=normalize)
+        if lengths is None:
+            lengths = self.text_lengths(text)
+        lengths = torch.as_tensor(lengths, dtype=torch.long).cpu().clamp(
+            1, text.size(1))
+        x = encode_by_plan(self._encode_at, text, lengths,
+                           self.text_length_buckets,
+                           self.text_bucket_overhead, max_rows)
+        return F.normalize(x, dim=-1) if normalize else x
+
+
+def is_trimmable(model: nn.Module) -> bool:
+    """Whether the padding-free forward is exact for ``model``: open_clip's
+    own ``CLIP`` class (not e.g. a Hugging Face text tower) with a causal
+    text tower and EOT / EOS pooling."""
+    if type(model) is not open_clip.CLIP:
+        return False
+    if getattr(model, 'text_pool_type', None) not in ('argmax', 'eos'):
+        return False
+    if model.text_pool_type == 'eos' and getattr(model, 'text_eos_id',
+                                                 None) is None:
+        return False
+    return _is_causal_mask(getattr(model, 'attn_mask', None))
+
+
 def _is_causal_mask(mask: Optional[torch.Tensor]) -> bool:
     if mask is None or mask.dim() != 2 or mask.size(0) != mask.size(1):
         return False
@@ -130,93 +229,3 @@ def _is_causal_mask(mask: Optional[torch.Tensor]) -> bool:
     upper = torch.ones_like(blocked).triu(1)
     return bool(torch.equal(blocked, upper)
                 and torch.all(mask[~upper] == 0))
-
-
-class TrimmedTextCLIP(open_clip.CLIP):
-    """open_clip's ``CLIP`` with a text forward that skips the padding.
-
-    Never built directly: :func:`enable_text_trimming` switches the class of
-    a built CLIP whose text tower is causal with EOT/EOS pooling. Weights,
-    state-dict keys and every other method stay open_clip's.
-    """
-
-    #: At most this many length buckets (text forwards) per call.
-    text_length_buckets: int = 1
-    #: Padded tokens a further bucket must save (see plan_length_buckets).
-    text_bucket_overhead: int = BUCKET_OVERHEAD_TOKENS
-
-    def text_lengths(self, text: torch.Tensor) -> torch.Tensor:
-        """Per prompt, pooled position + 1: the tokens that matter (CPU)."""
-        if self.text_pool_type == 'eos':
-            index = (text == self.text_eos_id).int().argmax(dim=-1)
-        else:
-            index = text.argmax(dim=-1)
-        return (index + 1).cpu()
-
-    def _encode_text_at(self, text: torch.Tensor,
-                        length: int) -> torch.Tensor:
-        """open_clip's text forward (a copy of ``CLIP.encode_text``) on the
-        first ``length`` positions."""
-        cast_dtype = self.transformer.get_cast_dtype()
-        text = text[:, :length]
-        x = self.token_embedding(text).to(cast_dtype)
-        x = x + self.positional_embedding[:length].to(cast_dtype)
-        x = self.transformer(x, attn_mask=self.attn_mask[:length, :length])
-        x = self.ln_final(x)
-        x = text_global_pool(x, text, self.text_pool_type,
-                             eos_token_id=getattr(self, 'text_eos_id', None))
-        if self.text_projection is not None:
-            if isinstance(self.text_projection, nn.Linear):
-                x = self.text_projection(x)
-            else:
-                x = x @ self.text_projection
-        return x
-
-    def encode_text(self, text: torch.Tensor, normalize: bool = False,
-                    lengths: Optional[torch.Tensor] = None,
-                    max_rows: Optional[int] = None) -> torch.Tensor:
-        """Text embeddings as open_clip computes them, without the padding.
-
-        Args:
-            text: token ids ``(N, context_length)``.
-            normalize: L2-normalise the embeddings.
-            lengths: per-row upper bounds of :meth:`text_lengths` (CPU), so
-                the caller can avoid a device sync; computed when None.
-            max_rows: at most this many prompts per forward (None: no cap).
-        """
-        if text.size(0) == 0:
-            return super().encode_text(text, normalize=normalize)
-        if lengths is None:
-            lengths = self.text_lengths(text)
-        lengths = torch.as_tensor(lengths, dtype=torch.long).cpu().clamp(
-            1, text.size(1))
-        x = encode_by_plan(self._encode_text_at, text, lengths,
-                           self.text_length_buckets,
-                           self.text_bucket_overhead, max_rows)
-        return F.normalize(x, dim=-1) if normalize else x
-
-
-def enable_text_trimming(model: nn.Module, max_buckets: int = 4) -> bool:
-    """Give a built open_clip ``CLIP`` the padding-free text forward.
-
-    Returns False (model unchanged) when the text tower is not causal with
-    EOT/EOS pooling, or the model is not open_clip's own ``CLIP`` class (e.g.
-    a Hugging Face text tower), where trimming would not be exact.
-    """
-    if max_buckets < 1:
-        raise ValueError(f'text_length_buckets must be >= 1, got '
-                         f'{max_buckets}.')
-    if type(model) not in (open_clip.CLIP, TrimmedTextCLIP):
-        return False
-    if getattr(model, 'text_pool_type', None) not in ('argmax', 'eos'):
-        return False
-    if model.text_pool_type == 'eos' and getattr(model, 'text_eos_id',
-                                                 None) is None:
-        return False
-    if not _is_causal_mask(getattr(model, 'attn_mask', None)):
-        return False
-    # Swap the class of the built model in place: same weights and keys,
-    # only encode_text changes (no copy of a possibly large model).
-    model.__class__ = TrimmedTextCLIP
-    model.text_length_buckets = int(max_buckets)
-    return True

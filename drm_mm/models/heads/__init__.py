@@ -1,4 +1,5 @@
-"""Heads: the text-fed CLIP classifier head (df + cd, β mixture)."""
-from .clip_text_head import CLIPTextHead, class_prototypes
+"""Heads: the text-fed CLIP classifier head (df + cd, β mixture) that owns
+the DRM loss."""
+from .clip_text_head import CLIPTextHead
 
-__all__ = ['CLIPTextHead', 'class_prototypes']
+__all__ = ['CLIPTextHead']

@@ -1,60 +1,76 @@
-"""``CLIPTextHead``: the zero-shot classifier head of CLIP, fed by text.
+"""``CLIPTextHead``: the classifier head of CLIP, fed by text, and owner of
+the DRM loss.
 
 Logits are ``logit_scale · f_img · Wᵀ`` with class prototypes ``W`` made
 from text embeddings. The head holds a df head (default prompts) and a cd
-head (concept descriptions); at predict time it returns the dual-inference
-mixture ``β·softmax(z_df) + (1−β)·softmax(z_cd)``, optionally restricted to
-a class subset (ImageNet-A/R) or folded into target classes (ObjectNet: max
-logit per target class) before each head's softmax. Pure torch: prototypes
-come in from the classifier, which owns the text tower.
+head (concept descriptions). In training it declares the text its loss
+needs (:attr:`CLIPTextHead.text_request`), makes the logits of each term
+and computes :class:`~drm_mm.models.losses.DualRiskLoss`. At predict time
+it returns the dual-inference mixture ``β·softmax(z_df) +
+(1−β)·softmax(z_cd)``, optionally restricted to a class subset
+(ImageNet-A/R) or folded into target classes (ObjectNet: max logit per
+target class) before each head's softmax. Prototypes come in from the
+classifier, which owns the text tower.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
-from drm_mm.registry import MODELS
+from drm_mm.prompts import PROMPT_SETS
+from drm_mm.registry import MODELS, build_in_scope
+from ..losses import DualRiskLoss  # noqa: F401 (registers the default)
 
 
-def class_prototypes(text_features: torch.Tensor,
-                     counts: Sequence[int]) -> torch.Tensor:
-    """Prototypes ``(C, D)``: per class, the renormalised mean of its
-    (normalised) prompt embeddings, which are stored class after class,
-    ``counts[c]`` rows for class ``c``."""
-    if sum(counts) != text_features.size(0):
-        raise ValueError(f'class_prototypes: counts sum to {sum(counts)} but '
-                         f'there are {text_features.size(0)} embeddings.')
-    feats = F.normalize(text_features, dim=-1)
-    if len(set(counts)) == 1:
-        mean = feats.view(len(counts), counts[0], -1).mean(dim=1)
-    else:
-        owner = torch.repeat_interleave(
-            torch.arange(len(counts), device=feats.device),
-            torch.as_tensor(list(counts), device=feats.device))
-        total = feats.new_zeros(len(counts), feats.size(1)).index_add(
-            0, owner, feats)
-        mean = total / torch.as_tensor(
-            list(counts), device=feats.device,
-            dtype=feats.dtype).unsqueeze(1)
-    return F.normalize(mean, dim=-1)
+class TextRequest(NamedTuple):
+    """The text a training step needs, as the head declares it.
+
+    Args:
+        captions (str, optional): the prompt set of the contrastive L_ERM's
+            captions, None without them.
+        erm (str, optional): the prompt set whose prototypes give the CE
+            L_ERM's logits, None when they need none.
+        wrm (str, optional): the prompt set whose prototypes give L_WRM's
+            logits, None when they need none.
+    """
+    captions: Optional[str] = None
+    erm: Optional[str] = None
+    wrm: Optional[str] = None
+
+    @property
+    def prototypes(self) -> Tuple[str, ...]:
+        """The prompt sets whose prototypes are needed, df first."""
+        return tuple(n for n in PROMPT_SETS if n in (self.erm, self.wrm))
 
 
 @MODELS.register_module()
 class CLIPTextHead(BaseModule):
-    """df + cd CLIP heads with the β mixture at predict.
+    """df + cd CLIP heads: the DRM loss in training, the β mixture at
+    predict.
 
     Args:
-        beta: weight of the df head in the mixture; 1 = df head alone,
-            0 = cd head alone.
-        linear: make the df head a trainable linear layer (weight + bias),
-            initialised from the zero-shot df prototypes with
-            :meth:`init_linear` (linear probing, LP-FT).
-        num_classes, embed_dim: shape of the linear df head (``linear``).
-        compact_subset: with a class subset, return scores over the subset
-            only (labels are subset positions); default: scores over all
-            classes with exact zeros outside the subset.
+        beta (float): weight of the df head in the mixture; 1 = df head
+            alone, 0 = cd head alone. Defaults to 0.5.
+        linear (bool): make the df head a trainable linear layer (weight +
+            bias), initialised from the zero-shot df prototypes with
+            :meth:`init_linear` (linear probing, LP-FT); it trains with
+            ``loss.erm='ce'`` on the df logits. Defaults to False.
+        num_classes (int, optional): rows of the linear df head
+            (``linear``). Defaults to None.
+        embed_dim (int, optional): columns of the linear df head
+            (``linear``). Defaults to None.
+        compact_subset (bool): with a class subset, return scores over the
+            subset only (labels are subset positions); False: scores over
+            all classes with exact zeros outside the subset. Defaults to
+            False.
+        loss (dict): config of the loss, default type
+            :class:`~drm_mm.models.losses.DualRiskLoss` (``DRMClassifier``
+            passes its ``loss`` here). Defaults to ``dict(type=
+            'DualRiskLoss')``.
+        init_cfg (dict, optional): MMEngine's initialisation config.
+            Defaults to None.
     """
 
     def __init__(self,
@@ -63,6 +79,7 @@ class CLIPTextHead(BaseModule):
                  num_classes: Optional[int] = None,
                  embed_dim: Optional[int] = None,
                  compact_subset: bool = False,
+                 loss: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not 0.0 <= beta <= 1.0:
@@ -70,6 +87,16 @@ class CLIPTextHead(BaseModule):
                              f'{beta}.')
         self.beta = float(beta)
         self.linear = linear
+        self.loss_module = build_in_scope(
+            MODELS, dict(dict(type='DualRiskLoss'), **(loss or {})))
+        if linear and self.loss_module.erm_prompts == 'cd':
+            raise ValueError(
+                "DRMClassifier: a linear df head (LP / LP-FT) trains on the "
+                "df logits; use loss.erm_prompts='df'.")
+        if linear and self.loss_module.erm != 'ce':
+            raise ValueError(
+                "DRMClassifier: a linear df head (LP / LP-FT) trains with "
+                "loss.erm='ce'; the contrastive loss does not use it.")
         self.compact_subset = compact_subset
         self.class_subset: Optional[torch.Tensor] = None
         self.class_folding: Optional[List[torch.Tensor]] = None
@@ -89,7 +116,34 @@ class CLIPTextHead(BaseModule):
 
     @property
     def needs_cd(self) -> bool:
+        """Whether prediction uses the cd head."""
         return self.beta < 1
+
+    @property
+    def needs_descriptions(self) -> bool:
+        """Whether prediction or the loss uses the cd prompts."""
+        return self.needs_cd or self.loss_module.needs_cd
+
+    @property
+    def needs_soft_labels(self) -> bool:
+        """Whether the loss uses p_c (λ > 0)."""
+        return self.loss_module.uses_wrm
+
+    @property
+    def text_request(self) -> TextRequest:
+        """The text a training step needs: the captions of the contrastive
+        L_ERM and the prototypes of the CE L_ERM's and of L_WRM's logits
+        (none for df logits of the linear head)."""
+        lm = self.loss_module
+
+        def prototypes(prompt_set: str) -> Optional[str]:
+            return None if self.linear and prompt_set == 'df' else prompt_set
+
+        erm = lm.erm if lm.uses_erm else None
+        return TextRequest(
+            captions=lm.erm_prompts if erm == 'contrastive' else None,
+            erm=prototypes(lm.erm_prompts) if erm == 'ce' else None,
+            wrm=prototypes(lm.wrm_prompts) if lm.uses_wrm else None)
 
     @torch.no_grad()
     def init_linear(self, prototypes: torch.Tensor) -> None:
@@ -120,6 +174,37 @@ class CLIPTextHead(BaseModule):
         if prototypes is None:
             raise ValueError('df prototypes are needed for z_df.')
         return self.logits(image_features, prototypes, logit_scale)
+
+    def loss(self, image_features: torch.Tensor,
+             text: Dict[str, torch.Tensor], labels: torch.Tensor,
+             soft_labels: Optional[torch.Tensor],
+             logit_scale: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The loss of a batch from its features and the text of
+        :attr:`text_request`.
+
+        Args:
+            image_features (torch.Tensor): L2-normalised ``(N, D)``.
+            text (dict): ``'caption'`` embeddings and ``'df'`` / ``'cd'``
+                prototypes, as the request names them.
+            labels (torch.Tensor): class indices ``(N, )``.
+            soft_labels (torch.Tensor, optional): p_c ``(N, C)`` for L_WRM.
+            logit_scale (torch.Tensor): the clamped training scale.
+        """
+        lm = self.loss_module
+
+        def logits(prompt_set: str) -> torch.Tensor:
+            if prompt_set == 'df':
+                return self.df_logits(image_features, text.get('df'),
+                                      logit_scale)
+            return self.logits(image_features, text['cd'], logit_scale)
+
+        ce = lm.uses_erm and lm.erm == 'ce'
+        return lm(labels=labels,
+                  z_erm=logits(lm.erm_prompts) if ce else None,
+                  z_wrm=logits(lm.wrm_prompts) if lm.uses_wrm else None,
+                  soft_labels=soft_labels, image_features=image_features,
+                  caption_features=text.get('caption'),
+                  logit_scale=logit_scale)
 
     def forward(self, image_features: torch.Tensor,
                 df_prototypes: Optional[torch.Tensor],

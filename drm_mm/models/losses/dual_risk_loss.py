@@ -1,8 +1,10 @@
 """``DualRiskLoss``: L = L_ERM + λ · L_WRM (docs/method.md).
 
-L_ERM is FLYP's contrastive image<->df-caption loss (``erm='contrastive'``)
-or cross-entropy on the df logits (``erm='ce'``); L_WRM is the soft
-cross-entropy of the cd logits against the core-based soft labels p_c.
+L_ERM is FLYP's contrastive image<->caption loss (``erm='contrastive'``)
+or cross-entropy on the ERM logits (``erm='ce'``); L_WRM is the soft
+cross-entropy of the WRM logits against the core-based soft labels p_c.
+Which prompt set gives the captions / logits of each term is an option
+(df and cd by default); the head that owns this loss makes them.
 """
 import math
 import numbers
@@ -12,12 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drm_mm.prompts import PROMPT_SETS
 from drm_mm.registry import MODELS
 from .contrastive_loss import ContrastiveLoss
 
 ERM_TYPES = ('contrastive', 'ce')
-#: Prompt sets a loss term can use: class-name templates or descriptions.
-PROMPT_SETS = ('df', 'cd')
 
 
 def soft_cross_entropy(logits: torch.Tensor,
@@ -38,19 +39,25 @@ class DualRiskLoss(nn.Module):
     statistics for the log whose names contain no ``loss`` (MMEngine sums
     every key containing ``loss``): ``wrm_raw`` (unweighted L_WRM),
     ``soft_label_max`` (mean of max p_c) and ``acc_df`` (batch accuracy of
-    the df logits, for ``erm='ce'``).
+    the ERM logits, for ``erm='ce'``; the df logits by default).
 
     Args:
-        erm: ``'contrastive'`` (FLYP) or ``'ce'``.
-        wrm_weight: λ; 0 turns DRM into its ERM baseline (FLYP / FT).
-        erm_weight: weight of L_ERM; 0 trains with L_WRM only (ablation).
-        erm_prompts: the prompt set of L_ERM: ``'df'`` (captions / CE on
-            the class-name prototypes) or ``'cd'`` (captions drawn from the
-            descriptions / CE on the cd prototypes).
-        wrm_prompts: the prompt set of the logits L_WRM trains: ``'cd'`` or
-            ``'df'`` (the soft labels are core-based either way).
-        label_smoothing: for ``erm='ce'``.
-        gather: gather contrastive features across ranks (global batch).
+        erm (str): ``'contrastive'`` (FLYP) or ``'ce'``.
+            Defaults to ``'contrastive'``.
+        wrm_weight (float): λ; 0 turns DRM into its ERM baseline (FLYP /
+            FT). Defaults to 1.0.
+        label_smoothing (float): for ``erm='ce'``. Defaults to 0.0.
+        gather (bool): gather contrastive features across ranks (global
+            batch). Defaults to True.
+        erm_weight (float): weight of L_ERM; 0 trains with L_WRM only
+            (ablation). Defaults to 1.0.
+        erm_prompts (str): the prompt set of L_ERM: ``'df'`` (captions / CE
+            on the class-name prototypes) or ``'cd'`` (captions drawn from
+            the descriptions / CE on the cd prototypes). Defaults to
+            ``'df'``.
+        wrm_prompts (str): the prompt set of the logits L_WRM trains:
+            ``'cd'`` or ``'df'`` (the soft labels are core-based either
+            way). Defaults to ``'cd'``.
     """
 
     def __init__(self,
@@ -115,7 +122,7 @@ class DualRiskLoss(nn.Module):
 
     def erm_loss(self,
                  labels: Optional[torch.Tensor] = None,
-                 z_df: Optional[torch.Tensor] = None,
+                 z_erm: Optional[torch.Tensor] = None,
                  image_features: Optional[torch.Tensor] = None,
                  caption_features: Optional[torch.Tensor] = None,
                  logit_scale: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -127,34 +134,46 @@ class DualRiskLoss(nn.Module):
                                  'caption_features and logit_scale.')
             return self.contrastive(image_features, caption_features,
                                     logit_scale)
-        if z_df is None or labels is None:
-            raise ValueError("erm='ce' needs z_df and labels.")
-        return F.cross_entropy(z_df.float(), labels,
+        if z_erm is None or labels is None:
+            raise ValueError("erm='ce' needs z_erm and labels.")
+        return F.cross_entropy(z_erm.float(), labels,
                                label_smoothing=self.label_smoothing)
 
     def forward(self,
                 labels: Optional[torch.Tensor] = None,
-                z_df: Optional[torch.Tensor] = None,
-                z_cd: Optional[torch.Tensor] = None,
+                z_erm: Optional[torch.Tensor] = None,
+                z_wrm: Optional[torch.Tensor] = None,
                 soft_labels: Optional[torch.Tensor] = None,
                 image_features: Optional[torch.Tensor] = None,
                 caption_features: Optional[torch.Tensor] = None,
                 logit_scale: Optional[torch.Tensor] = None
                 ) -> Dict[str, torch.Tensor]:
-        """``z_df`` / ``z_cd``: the logits of the ERM (CE) / WRM prompt
-        sets (df / cd by default); ``caption_features``: the captions of
-        the ERM prompt set."""
+        """The dual risk of a batch.
+
+        Args:
+            labels (torch.Tensor, optional): class indices ``(N, )``.
+            z_erm (torch.Tensor, optional): logits of L_ERM's prompt set
+                (``erm='ce'``).
+            z_wrm (torch.Tensor, optional): logits of L_WRM's prompt set.
+            soft_labels (torch.Tensor, optional): p_c ``(N, C)`` for L_WRM.
+            image_features (torch.Tensor, optional): for the contrastive
+                L_ERM.
+            caption_features (torch.Tensor, optional): one caption of L_ERM's
+                prompt set per image, for the contrastive L_ERM.
+            logit_scale (torch.Tensor, optional): the clamped training scale
+                of the contrastive L_ERM.
+        """
         losses: Dict[str, torch.Tensor] = {}
         if self.uses_erm:
-            erm = self.erm_loss(labels, z_df, image_features,
+            erm = self.erm_loss(labels, z_erm, image_features,
                                 caption_features, logit_scale)
             losses['loss_erm'] = (erm if self.erm_weight == 1.0 else
                                   self.erm_weight * erm)
         if self.uses_wrm:
-            if z_cd is None or soft_labels is None:
-                raise ValueError('DualRiskLoss with wrm_weight > 0 needs z_cd '
-                                 'and soft_labels.')
-            wrm = soft_cross_entropy(z_cd, soft_labels)
+            if z_wrm is None or soft_labels is None:
+                raise ValueError('DualRiskLoss with wrm_weight > 0 needs '
+                                 'z_wrm and soft_labels.')
+            wrm = soft_cross_entropy(z_wrm, soft_labels)
             losses['loss_wrm'] = self.wrm_weight * wrm
             if not self.uses_erm:
                 losses['loss_erm'] = wrm.new_zeros(())
@@ -164,7 +183,7 @@ class DualRiskLoss(nn.Module):
         else:
             ref = losses['loss_erm']
             losses['loss_wrm'] = ref.new_zeros(())
-        if z_df is not None and labels is not None:
-            losses['acc_df'] = (z_df.detach().argmax(dim=1) == labels).float(
-            ).mean()
+        if z_erm is not None and labels is not None:
+            losses['acc_df'] = (z_erm.detach().argmax(dim=1) == labels
+                                ).float().mean()
         return losses

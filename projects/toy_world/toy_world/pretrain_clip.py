@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from drm_mm.models.heads.clip_text_head import \
+from drm_mm.models.classifiers.text_prototypes import \
     class_prototypes as mean_prototypes
 from drm_mm.prompts import load_descriptions
 
@@ -180,7 +180,7 @@ def toy_descriptions(classes: Sequence[str],
 def prompt_prototypes(model: torch.nn.Module, tokenizer,
                      texts: Sequence[Sequence[str]]) -> torch.Tensor:
     """(C, D) prototypes of the prompts of each class, averaged by drm_mm's
-    :func:`~drm_mm.models.heads.clip_text_head.class_prototypes`."""
+    :func:`~drm_mm.models.classifiers.text_prototypes.class_prototypes`."""
     feats = torch.cat([model.encode_text(tokenizer(list(class_texts)))
                        for class_texts in texts])
     return mean_prototypes(feats, [len(t) for t in texts])

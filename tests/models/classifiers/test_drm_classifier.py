@@ -8,7 +8,7 @@ import torch
 
 from drm_mm.models.classifiers.drm_classifier import DRMClassifier
 from drm_mm.models.clip import OpenCLIP
-from drm_mm.models.heads.clip_text_head import class_prototypes
+from drm_mm.models.classifiers.text_prototypes import class_prototypes
 from drm_mm.models.losses.dual_risk_loss import soft_cross_entropy
 from drm_mm.models.soft_labels import minmax_soft_labels, softmax_soft_labels
 from mmpretrain.structures import DataSample
@@ -51,13 +51,13 @@ def total(losses):
 
 def count_text_forwards(model, monkeypatch):
     calls = []
-    inner = model.clip.model.encode_text
+    inner = model.clip.encode_text
 
     def counted(tokens, *args, **kwargs):
         calls.append(tokens.shape[0])
         return inner(tokens, *args, **kwargs)
 
-    monkeypatch.setattr(model.clip.model, 'encode_text', counted)
+    monkeypatch.setattr(model.clip, 'encode_text', counted)
     return calls
 
 
@@ -410,7 +410,7 @@ def test_smoke_configs_build_their_model(name):
         model = MODELS.build(cfg.model)
     assert isinstance(model, DRMClassifier)
     assert model.num_classes == 182
-    uses_wrm = model.loss_module.uses_wrm
+    uses_wrm = model.head.loss_module.uses_wrm
     assert uses_wrm == (name.startswith('drm'))
     hooks = [h['type'].split('.')[-1] for h in cfg.get('custom_hooks', [])]
     assert ('SoftLabelCacheHook' in hooks) == uses_wrm
@@ -431,8 +431,8 @@ def test_a_deep_copy_keeps_its_own_prototype_cache():
 
 def test_duplicate_imagenet_names_get_wnid_keys():
     classnames = pytest.importorskip('drm_mm.datasets.classnames')
-    from drm_mm.models.classifiers.drm_classifier import _default_class_keys
-    keys = _default_class_keys('imagenet', classnames.get_classnames(
+    from drm_mm.prompts import default_class_keys
+    keys = default_class_keys('imagenet', classnames.get_classnames(
         'imagenet'))
     assert len(set(keys)) == 1000
     assert 'missile [n03773504]' in keys and 'sunglasses [n04356056]' in keys
@@ -457,7 +457,7 @@ def _step_grads(trim):
         loss=dict(erm='ce', wrm_weight=1.0),
         soft_labels=dict(source='online')).train()
     if trim:
-        model.clip.model.text_bucket_overhead = 0
+        model.clip.text_encoder.text_bucket_overhead = 0
     losses = model(*batch(), mode='loss')
     total(losses).backward()
     return losses, {n: p.grad for n, p in model.named_parameters()
@@ -572,3 +572,19 @@ def test_sharded_cd_prompts_match_one_process(tmp_path):
         for name, grad in single['grads'].items():
             assert torch.allclose(rank['grads'][name], grad, atol=1e-5,
                                   rtol=1e-4), name
+
+
+def test_the_classifier_hands_its_loss_to_the_head():
+    def make(**kwargs):
+        return DRMClassifier(
+            clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+            classnames=CLASSES, templates=TEMPLATES,
+            descriptions=DESCRIPTIONS, **kwargs)
+
+    model = make(loss=dict(erm='ce', wrm_weight=0.25))
+    assert model.head.loss_module.erm == 'ce'
+    assert model.head.loss_module.wrm_weight == 0.25
+    with pytest.raises(ValueError) as err:
+        make(head=dict(loss=dict(erm='ce')), loss=dict(erm='ce'))
+    assert str(err.value) == ('DRMClassifier: the loss is set twice (loss= '
+                              'and head.loss=); keep one.')

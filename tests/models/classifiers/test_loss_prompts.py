@@ -11,7 +11,8 @@ from drm_mm.models.losses.dual_risk_loss import (DualRiskLoss,
                                                  soft_cross_entropy)
 
 from drm_mm.models.classifiers.drm_classifier import DRMClassifier
-from drm_mm.models.heads.clip_text_head import class_prototypes
+from drm_mm.models.classifiers.text_prototypes import class_prototypes
+from drm_mm.models.heads.clip_text_head import TextRequest
 from mmpretrain.structures import DataSample
 
 CLASSES = ['cat', 'dog', 'bird']
@@ -117,8 +118,8 @@ def test_cd_captions_draw_every_description_of_the_class():
     starts = {'cat': [0], 'dog': [1, 2], 'bird': [3]}
     labels = torch.tensor([0, 1, 2, 1] * 25)
     torch.manual_seed(0)
-    out = model.text.training_text(model.clip, labels, captions=True,
-                                   df=False, cd=False, caption_set='cd')
+    out = model.text.training_text(model.clip, labels,
+                                   TextRequest(captions='cd'))
     seen = set()
     for y, feat in zip(labels.tolist(), out['caption']):
         match = [i for i in starts[CLASSES[y]]

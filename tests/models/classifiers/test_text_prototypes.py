@@ -6,7 +6,7 @@ import torch
 from drm_mm.models.classifiers.drm_classifier import DRMClassifier
 from drm_mm.models.classifiers.text_prototypes import TextPrototypes
 from drm_mm.models.clip import OpenCLIP
-from drm_mm.models.heads.clip_text_head import class_prototypes
+from drm_mm.models.classifiers.text_prototypes import class_prototypes
 
 CLASSES = ['cat', 'dog', 'bird']
 TEMPLATES = ['a photo of {c}.', 'a blurry drawing of a small {c} outdoors.']
@@ -28,7 +28,7 @@ def build(text_batch_size=1024, trim=True, frozen=('text', ),
         loss=loss or dict(erm='contrastive', wrm_weight=1.0),
         soft_labels=dict(source='online'), text_batch_size=text_batch_size)
     if trim:
-        model.clip.model.text_bucket_overhead = 0  # bucket tiny sets too
+        model.clip.text_encoder.text_bucket_overhead = 0  # bucket tiny sets too
     return model.eval()
 
 
@@ -75,13 +75,13 @@ def test_training_captions_come_from_the_sample_class(frozen, monkeypatch):
     model = build(frozen=frozen).train()
     by_class = _class_template_embeddings(model)
     seen = {}
-    inner = model.loss_module.forward
+    inner = model.head.loss_module.forward
 
     def capture(**kwargs):
         seen['captions'] = kwargs['caption_features'].detach()
         return inner(**kwargs)
 
-    monkeypatch.setattr(model.loss_module, 'forward', capture)
+    monkeypatch.setattr(model.head.loss_module, 'forward', capture)
     from mmpretrain.structures import DataSample
     labels = [0, 1, 2, 2, 1, 0, 0, 2]
     samples = [DataSample().set_gt_label(y) for y in labels]
@@ -119,4 +119,4 @@ def test_prompt_sets_are_checked():
     with pytest.raises(ValueError) as err:
         TextPrototypes(clip, dict(df=[['a cat']], desc=[['a cat']]))
     assert str(err.value) == ("TextPrototypes: unknown prompt set(s) "
-                              "['desc']; use ('df', 'caption', 'cd').")
+                              "['desc']; use ('df', 'cd', 'caption').")

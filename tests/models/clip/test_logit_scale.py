@@ -28,13 +28,23 @@ def test_open_clip_scale_is_unclamped_and_training_scale_clamped():
     assert float(clip.training_logit_scale) == pytest.approx(100.0, rel=1e-6)
 
 
-def test_contrastive_loss_clamps_the_scale_at_100():
+def test_the_contrastive_erm_of_a_step_uses_the_clamped_scale():
+    """The one clamp (``OpenCLIP.training_logit_scale``) reaches the
+    contrastive L_ERM: scale 250 trains as 100."""
     torch.manual_seed(0)
-    img = F.normalize(torch.randn(4, 8), dim=1)
-    txt = F.normalize(torch.randn(4, 8), dim=1)
-    assert float(contrastive_loss(img, txt, torch.tensor(250.0))) == \
-        pytest.approx(float(contrastive_loss(img, txt, torch.tensor(100.0))),
-                      rel=1e-6)
+    model = DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+        classnames=CLASSES, templates=['a photo of {c}.'],
+        head=dict(beta=1.0), loss=dict(erm='contrastive', wrm_weight=0.0))
+    _set_scale(model.clip, 250.0)
+    x = torch.randn(3, 3, 32, 32)
+    samples = [DataSample().set_gt_label(i) for i in range(3)]
+    with torch.no_grad():  # one template a class: the captions are fixed
+        loss = model(x, samples, mode='loss')['loss_erm']
+        img = model.clip.encode_image(x)
+        captions = model.prototypes('df')
+    expected = contrastive_loss(img, captions, torch.tensor(100.0))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_classifier_predicts_with_unclamped_scale_and_trains_clamped():

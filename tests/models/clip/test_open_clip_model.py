@@ -56,7 +56,7 @@ def _trim_pair(buckets):
     full = OpenCLIP('drm-tiny-vit', trim_text=False)
     trimmed = OpenCLIP('drm-tiny-vit', text_length_buckets=buckets)
     trimmed.load_state_dict(full.state_dict())
-    trimmed.model.text_bucket_overhead = 0  # bucket even tiny batches
+    trimmed.text_encoder.text_bucket_overhead = 0  # bucket even tiny batches
     return full, trimmed
 
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from drm_mm.models.clip import OpenCLIP
-from drm_mm.models.clip.text_trimming import (enable_text_trimming,
+from drm_mm.models.clip.open_clip_adapter import build_text_encoder
+from drm_mm.models.clip.text_trimming import (TrimmedTextEncoder,
                                               encode_by_plan,
                                               plan_length_buckets)
 
@@ -21,11 +22,26 @@ def test_length_buckets_cover_every_row_once():
 
 def test_no_trimming_where_it_would_not_be_exact():
     clip = OpenCLIP('drm-tiny-vit', trim_text=False)
+    assert isinstance(build_text_encoder(clip.model), TrimmedTextEncoder)
     clip.model.text_pool_type = 'last'  # pools the padded last position
-    assert not enable_text_trimming(clip.model)
+    assert build_text_encoder(clip.model) is None
     clip.model.text_pool_type = 'argmax'
     clip.model.attn_mask = None  # bidirectional text tower
-    assert not enable_text_trimming(clip.model)
+    assert build_text_encoder(clip.model) is None
+
+
+def test_the_trimmed_encoder_keeps_open_clip_s_model_and_keys():
+    """The padding-free forward is a separate object: the CLIP keeps its
+    class and its own encode_text, and the state dict has the same keys."""
+    import open_clip
+    plain = OpenCLIP('drm-tiny-vit', trim_text=False)
+    trimmed = OpenCLIP('drm-tiny-vit')
+    assert type(trimmed.model) is open_clip.CLIP
+    assert trimmed.text_encoder.model is trimmed.model
+    assert list(trimmed.state_dict()) == list(plain.state_dict())
+    assert trimmed.text_length_buckets == 4
+    trimmed.text_length_buckets = 1  # what the FSDP strategy sets
+    assert trimmed.text_encoder.text_length_buckets == 1
     with pytest.raises(ValueError, match='text_length_buckets'):
         OpenCLIP('drm-tiny-vit', text_length_buckets=0)
 

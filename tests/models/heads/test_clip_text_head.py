@@ -1,9 +1,11 @@
-"""CLIPTextHead: logits, the β mixture, class subsets, prototypes."""
+"""CLIPTextHead: logits, the β mixture, class subsets, prototypes, and the
+loss it owns (the text it asks for, the dual risk of its logits)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from drm_mm.models.heads.clip_text_head import CLIPTextHead, class_prototypes
+from drm_mm.models.classifiers.text_prototypes import class_prototypes
+from drm_mm.models.heads.clip_text_head import CLIPTextHead, TextRequest
 
 
 def _setup(n=4, c=5, d=8, seed=0):
@@ -85,7 +87,8 @@ def test_class_prototypes_are_renormalised_means():
 
 def test_linear_head_starts_from_the_prototypes_and_trains():
     img, df, _, s = _setup()
-    head = CLIPTextHead(beta=1.0, linear=True, num_classes=5, embed_dim=8)
+    head = CLIPTextHead(beta=1.0, linear=True, num_classes=5, embed_dim=8,
+                        loss=dict(erm='ce', wrm_weight=0))
     head.init_linear(df)
     z_df, z_cd = head(img, None, None, s)
     assert z_cd is None
@@ -93,7 +96,7 @@ def test_linear_head_starts_from_the_prototypes_and_trains():
     z_df.sum().backward()
     assert head.weight.grad is not None and head.bias.grad is not None
     with pytest.raises(ValueError, match='num_classes'):
-        CLIPTextHead(linear=True)
+        CLIPTextHead(linear=True, loss=dict(erm='ce', wrm_weight=0))
 
 
 def test_predict_puts_mixture_and_each_head_into_the_samples():
@@ -111,3 +114,43 @@ def test_predict_puts_mixture_and_each_head_into_the_samples():
     only_df = CLIPTextHead(beta=1.0).predict(z_df, None)
     assert 'cd_score' not in only_df[0]
     torch.testing.assert_close(only_df[0].pred_score, only_df[0].df_score)
+
+
+@pytest.mark.parametrize('head, loss, request_', [
+    (dict(), dict(erm='contrastive', wrm_weight=1.0),
+     TextRequest(captions='df', wrm='cd')),
+    (dict(), dict(erm='contrastive', wrm_weight=0.0),
+     TextRequest(captions='df')),
+    (dict(), dict(erm='ce', wrm_weight=1.0), TextRequest(erm='df', wrm='cd')),
+    (dict(), dict(erm='ce', wrm_weight=1.0, erm_prompts='cd',
+                  wrm_prompts='df'), TextRequest(erm='cd', wrm='df')),
+    (dict(), dict(erm='contrastive', erm_prompts='cd', erm_weight=0.0),
+     TextRequest(wrm='cd')),
+    (dict(linear=True, num_classes=2, embed_dim=4),
+     dict(erm='ce', wrm_weight=1.0, wrm_prompts='df'), TextRequest()),
+])
+def test_the_head_declares_the_text_its_loss_needs(head, loss, request_):
+    built = CLIPTextHead(loss=loss, **head)
+    assert built.text_request == request_
+    assert built.needs_soft_labels == (loss.get('wrm_weight', 1.0) > 0)
+
+
+def test_the_head_computes_the_dual_risk_from_its_logits():
+    img, df, cd, s = _setup()
+    head = CLIPTextHead(loss=dict(erm='ce', wrm_weight=0.5))
+    labels = torch.tensor([0, 4, 2, 2])
+    soft = torch.softmax(torch.randn(4, 5), dim=1)
+    out = head.loss(img, dict(df=df, cd=cd), labels, soft, s)
+    z_df, z_cd = s * img @ df.t(), s * img @ cd.t()
+    assert torch.allclose(out['loss_erm'], F.cross_entropy(z_df, labels))
+    hand = -(soft * F.log_softmax(z_cd, dim=1)).sum(1).mean()
+    assert torch.allclose(out['loss_wrm'], 0.5 * hand)
+
+
+def test_a_linear_head_refuses_a_loss_it_cannot_train():
+    with pytest.raises(ValueError) as err:
+        CLIPTextHead(linear=True, num_classes=2, embed_dim=4,
+                     loss=dict(erm='contrastive'))
+    assert str(err.value) == (
+        "DRMClassifier: a linear df head (LP / LP-FT) trains with "
+        "loss.erm='ce'; the contrastive loss does not use it.")

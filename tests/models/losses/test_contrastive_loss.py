@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from drm_mm.models.losses.contrastive_loss import (ContrastiveLoss,
-                                                   contrastive_loss,
-                                                   gather_with_grad)
+                                                   contrastive_loss)
+from drm_mm.models.rank_shards import gather_with_grad
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -31,7 +31,7 @@ def _hand_soft_ce(logits, soft):
 def test_wrm_equals_hand_written_soft_cross_entropy():
     _, z_cd, soft, labels, img, txt = _batch()
     out = DualRiskLoss(erm='contrastive', wrm_weight=0.7)(
-        labels=labels, z_cd=z_cd, soft_labels=soft, image_features=img,
+        labels=labels, z_wrm=z_cd, soft_labels=soft, image_features=img,
         caption_features=txt, logit_scale=torch.tensor(10.))
     hand = _hand_soft_ce(z_cd.detach(), soft)
     assert out['wrm_raw'].item() == pytest.approx(hand, abs=1e-5)
@@ -44,7 +44,7 @@ def test_contrastive_erm_equals_open_clip_clip_loss():
     _, z_cd, soft, labels, img, txt = _batch()
     scale = torch.tensor(42.0)
     out = DualRiskLoss(erm='contrastive')(
-        labels=labels, z_cd=z_cd, soft_labels=soft, image_features=img,
+        labels=labels, z_wrm=z_cd, soft_labels=soft, image_features=img,
         caption_features=txt, logit_scale=scale)
     ref = open_clip.ClipLoss()(img, txt, scale)
     assert torch.allclose(out['loss_erm'], ref, atol=1e-6)
@@ -54,7 +54,7 @@ def test_contrastive_erm_equals_open_clip_clip_loss():
 def test_ce_erm_equals_cross_entropy(smoothing):
     z_df, _, _, labels, _, _ = _batch()
     out = DualRiskLoss(erm='ce', wrm_weight=0, label_smoothing=smoothing)(
-        labels=labels, z_df=z_df)
+        labels=labels, z_erm=z_df)
     ref = F.cross_entropy(z_df, labels, label_smoothing=smoothing)
     assert torch.allclose(out['loss_erm'], ref, atol=1e-6)
     assert out['loss_wrm'].item() == 0.0
@@ -64,7 +64,7 @@ def test_ce_erm_equals_cross_entropy(smoothing):
 def test_only_loss_terms_contain_loss_in_their_name():
     z_df, z_cd, soft, labels, _, _ = _batch()
     out = DualRiskLoss(erm='ce', wrm_weight=2.0)(
-        labels=labels, z_df=z_df, z_cd=z_cd, soft_labels=soft)
+        labels=labels, z_erm=z_df, z_wrm=z_cd, soft_labels=soft)
     assert {k for k in out if 'loss' in k} == {'loss_erm', 'loss_wrm'}
     assert all(not v.requires_grad for k, v in out.items()
                if 'loss' not in k)
@@ -81,6 +81,6 @@ def test_bad_options_and_missing_inputs():
         DualRiskLoss(erm='contrastive', label_smoothing=0.1)
     z_df, _, _, labels, _, _ = _batch()
     with pytest.raises(ValueError, match='soft_labels'):
-        DualRiskLoss(erm='ce', wrm_weight=1)(labels=labels, z_df=z_df)
+        DualRiskLoss(erm='ce', wrm_weight=1)(labels=labels, z_erm=z_df)
     with pytest.raises(ValueError, match='caption_features'):
         DualRiskLoss(erm='contrastive', wrm_weight=0)(labels=labels)
