@@ -155,10 +155,27 @@ def evaluator_cfg_per_set(evaluator: Any, names: List[str],
 
 
 class MultiDatasetLoopMixin:
-    """Run one loop over several named sets; mixed into ValLoop / TestLoop."""
+    """Run one loop over several named sets; mixed into ValLoop / TestLoop.
+
+    Args:
+        runner (Runner): the runner that builds the loaders and evaluators.
+        dataloader (dict): named dataloader configs (or built DataLoaders)
+            and their shared defaults, or one plain loader config.
+        evaluator (dict | list): metric config(s), shared by all sets or
+            keyed by set name.
+        fp16 (bool): autocast the forward pass. Defaults to False.
+    """
 
     _stage: str = 'val'  # 'val' or 'test'
     sets: List[EvalSet]
+
+    def __init__(self, runner: Any, dataloader: Any, evaluator: Any,
+                 fp16: bool = False) -> None:
+        # stands in for ValLoop / TestLoop's __init__, which build one loader
+        self._init_sets(runner, dataloader, evaluator)
+        self.fp16 = fp16
+        # ValLoop / TestLoop's run_iter collects losses in val_loss / test_loss
+        setattr(self, f'{self._stage}_loss', dict())
 
     def _init_sets(self, runner: Any, dataloader: Any,
                    evaluator: Any) -> None:

@@ -46,23 +46,17 @@ class MultiDatasetTestLoop(MultiDatasetLoopMixin, TestLoop):
     every set's predictions to that file as ``{set name: [predictions]}``
     (a plain one-set loader keeps MMEngine's list of predictions).
 
-    Args:
-        runner: the runner.
-        dataloader: dict of named dataloader configs (or DataLoaders).
-        evaluator: metric config(s), shared or keyed by set name.
-        fp16: autocast the forward pass.
+    Args: those of :class:`MultiDatasetLoopMixin`.
     """
 
     _stage = 'test'
 
     def __init__(self, runner: Any, dataloader: Dict[str, Any],
                  evaluator: Any, fp16: bool = False) -> None:
-        self._init_sets(runner, dataloader, evaluator)
+        super().__init__(runner, dataloader, evaluator, fp16)
         self._initial_metrics = [
             {id(m) for m in s.evaluator.metrics} for s in self.sets
         ]
-        self.fp16 = fp16
-        self.test_loss: Dict[str, Any] = dict()
 
     def _added_dumps(self, index: int) -> List[DumpResults]:
         return [

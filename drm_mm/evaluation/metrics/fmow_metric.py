@@ -7,22 +7,20 @@ present, ``'Other'`` excluded, as ``acc_worst_region``.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict
 
 import torch
-from mmengine.evaluator import BaseMetric
 
 from drm_mm.evaluation.metrics.group_accuracy import (group_accuracy,
                                                       worst_group)
-from drm_mm.evaluation.metrics.sample_utils import (META_HINT, as_int,
-                                                    require)
+from drm_mm.evaluation.metrics.sample_utils import LabelMetric
 from drm_mm.registry import METRICS
 
 OTHER_REGION = 'Other'
 
 
 @METRICS.register_module()
-class FMoWMetric(BaseMetric):
+class FMoWMetric(LabelMetric):
     """WILDS FMoW metrics.
 
     Reports ``acc`` (wilds ``acc_avg``), ``acc_worst_region`` (the OOD
@@ -36,20 +34,7 @@ class FMoWMetric(BaseMetric):
     metainfo).
     """
 
-    default_prefix = ''
-
-    def __init__(self, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-
-    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        name = type(self).__name__
-        for sample in data_samples:
-            self.results.append(tuple(
-                as_int(require(sample, key, name, hint), key, name)
-                for key, hint in (('pred_label', ''), ('gt_label', ''),
-                                  ('region', META_HINT),
-                                  ('year', META_HINT))))
+    meta_keys = ('region', 'year')
 
     def _region_names(self) -> list:
         meta = self.dataset_meta or {}

@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.evaluator import BaseMetric
 
-from drm_mm.evaluation.metrics.sample_utils import (META_HINT, as_int,
-                                                    require)
+from drm_mm.evaluation.metrics.sample_utils import LabelMetric
 from drm_mm.registry import METRICS
 
 
@@ -51,7 +49,7 @@ def worst_group(values: torch.Tensor, counts: torch.Tensor,
 
 
 @METRICS.register_module()
-class GroupAccuracy(BaseMetric):
+class GroupAccuracy(LabelMetric):
     """Accuracy per value of a metadata key, and the worst group.
 
     Reports ``acc_<key>:<name>`` for every group present and
@@ -66,8 +64,6 @@ class GroupAccuracy(BaseMetric):
             FMoW's ``'Other'`` region.
     """
 
-    default_prefix = ''
-
     def __init__(self,
                  key: str,
                  names_key: Optional[str] = None,
@@ -76,18 +72,9 @@ class GroupAccuracy(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.key = key
+        self.meta_keys = (key,)
         self.names_key = names_key
         self.exclude = tuple(str(e) for e in exclude)
-
-    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        name = type(self).__name__
-        for sample in data_samples:
-            self.results.append((
-                as_int(require(sample, 'pred_label', name), 'pred_label',
-                       name),
-                as_int(require(sample, 'gt_label', name), 'gt_label', name),
-                as_int(require(sample, self.key, name, META_HINT), self.key,
-                       name)))
 
     def group_names(self, n_groups: int) -> List[str]:
         if self.names_key is None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.evaluator import BaseMetric
 
-from drm_mm.evaluation.metrics.sample_utils import as_int, require
+from drm_mm.evaluation.metrics.sample_utils import (LabelMetric, as_int,
+                                                    require)
 from drm_mm.registry import METRICS
 
 
@@ -38,18 +38,12 @@ def fold_scores(scores: torch.Tensor,
 
 
 @METRICS.register_module()
-class ImageNetAccuracy(BaseMetric):
+class ImageNetAccuracy(LabelMetric):
     """Top-1 ``accuracy`` (fraction in [0, 1]) honouring subsets and folding.
 
     Needs ``pred_score`` when the dataset has ``class_subset`` or
     ``class_folding``; otherwise ``pred_score`` or ``pred_label``.
     """
-
-    default_prefix = ''
-
-    def __init__(self, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
 
     def _target(self) -> tuple:
         meta = self.dataset_meta or {}

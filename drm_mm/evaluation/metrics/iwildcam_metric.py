@@ -7,12 +7,11 @@ classes; macro averages run over the labels **present in y_true** (sklearn
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict
 
 import torch
-from mmengine.evaluator import BaseMetric
 
-from drm_mm.evaluation.metrics.sample_utils import as_int, require
+from drm_mm.evaluation.metrics.sample_utils import LabelMetric
 from drm_mm.registry import METRICS
 
 
@@ -34,26 +33,12 @@ def wilds_iwildcam_metrics(y_pred: torch.Tensor,
 
 
 @METRICS.register_module()
-class IWildCamMetric(BaseMetric):
+class IWildCamMetric(LabelMetric):
     """WILDS iWildCam metrics: ``acc``, ``recall_macro``, ``macro_f1``.
 
     Values are fractions in [0, 1], as wilds reports them. Needs
     ``pred_label`` and ``gt_label`` of each data sample only.
     """
-
-    default_prefix = ''
-
-    def __init__(self, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
-
-    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        name = type(self).__name__
-        for sample in data_samples:
-            self.results.append((
-                as_int(require(sample, 'pred_label', name), 'pred_label',
-                       name),
-                as_int(require(sample, 'gt_label', name), 'gt_label', name)))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         data = torch.tensor(results, dtype=torch.long).reshape(-1, 2)

@@ -108,14 +108,12 @@ def file_change(table) -> Optional[str]:
     return None
 
 
-class TopKTable:
-    """Sparse p_c: per row the k largest values (renormalised) and their
-    class indices; lookups give dense float32 rows."""
+class MappedTable:
+    """What both mapped tables share: the tensor-like ``shape`` /
+    ``size()`` / ``len()`` the soft-label lookup reads, and the file they
+    map."""
 
-    def __init__(self, records: np.ndarray, num_classes: int) -> None:
-        self.records = records
-        self.num_classes = int(num_classes)
-        self.k = int(records.dtype['p'].shape[0])
+    def __init__(self) -> None:
         #: Set by whoever checked every row (the cache hook, on rank 0):
         #: installing it then checks only the shape.
         self.validated = False
@@ -125,13 +123,29 @@ class TopKTable:
 
     @property
     def shape(self) -> Tuple[int, int]:
-        return (len(self.records), self.num_classes)
+        """``(rows, classes)``."""
+        raise NotImplementedError
 
     def size(self, dim: Optional[int] = None):
         return self.shape if dim is None else self.shape[dim]
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self.shape[0]
+
+
+class TopKTable(MappedTable):
+    """Sparse p_c: per row the k largest values (renormalised) and their
+    class indices; lookups give dense float32 rows."""
+
+    def __init__(self, records: np.ndarray, num_classes: int) -> None:
+        super().__init__()
+        self.records = records
+        self.num_classes = int(num_classes)
+        self.k = int(records.dtype['p'].shape[0])
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return (len(self.records), self.num_classes)
 
     def rows(self, index: torch.Tensor,
              device: torch.device) -> torch.Tensor:
@@ -152,17 +166,13 @@ class TopKTable:
         return total / max(len(self.records), 1)
 
 
-class MemmapTable:
+class MemmapTable(MappedTable):
     """Dense float16 p_c in a read-only memory-mapped file; lookups read
     only the batch's rows."""
 
     def __init__(self, array: np.ndarray) -> None:
+        super().__init__()
         self.array = array
-        #: see TopKTable.validated
-        self.validated = False
-        #: see TopKTable.path / identity
-        self.path: Optional[str] = None
-        self.identity: Optional[Tuple[int, ...]] = None
 
     @property
     def shape(self) -> Tuple[int, int]:
@@ -171,12 +181,6 @@ class MemmapTable:
     @property
     def dtype(self) -> torch.dtype:
         return torch.float16
-
-    def size(self, dim: Optional[int] = None):
-        return self.shape if dim is None else self.shape[dim]
-
-    def __len__(self) -> int:
-        return len(self.array)
 
     def rows(self, index: torch.Tensor,
              device: torch.device) -> torch.Tensor:
@@ -202,7 +206,7 @@ def open_table(path: str, num_classes: int,
 
 def lookup(table, index: torch.Tensor, device: torch.device) -> torch.Tensor:
     """float32 rows ``index`` of any stored table, on ``device``."""
-    if isinstance(table, (TopKTable, MemmapTable)):
+    if isinstance(table, MappedTable):
         return table.rows(index, device)
     return table[index].to(device, non_blocking=True).float()
 

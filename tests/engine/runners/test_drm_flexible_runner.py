@@ -6,12 +6,10 @@ to DRMRunner."""
 import itertools
 import os
 
+import _tiny_runner as T  # loaded by this folder's conftest.py
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.model import BaseModel
-from torch import nn
-from torch.utils.data import Dataset
 
 from drm_mm.engine.hooks import (ClassConsistencyHook, ClassMismatchError,
                                  SoftLabelCacheHook)
@@ -25,32 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 
-class _Points(Dataset):
-
-    def __len__(self):
-        return 16
-
-    def __getitem__(self, idx):
-        g = torch.Generator().manual_seed(idx)
-        return dict(inputs=torch.randn(4, generator=g),
-                    labels=torch.tensor(idx % 2))
-
-
-class _NamedPoints(_Points):
+class _NamedPoints(T.Points):
     metainfo = dict(classes=('cat', 'dog'))
-
-
-class _Linear(BaseModel):
-
-    def __init__(self, width=4):
-        super().__init__()
-        self.fc = nn.Linear(width, 2)
-
-    def forward(self, inputs, labels, mode='tensor'):
-        logits = self.fc(inputs[:, :self.fc.in_features])
-        if mode == 'loss':
-            return dict(loss=nn.functional.cross_entropy(logits, labels))
-        return logits
 
 
 def _runner(work_dir, max_iters=2, resume=False, load_from=None, width=4,
@@ -59,9 +33,9 @@ def _runner(work_dir, max_iters=2, resume=False, load_from=None, width=4,
     train_cfg = (dict(by_epoch=True, max_epochs=1) if by_epoch else
                  dict(by_epoch=False, max_iters=max_iters))
     return DRMFlexibleRunner(
-        model=_Linear(width),
+        model=T.Linear(width),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=dataset or _Points(), batch_size=4,
+        train_dataloader=dict(dataset=dataset or T.Points(), batch_size=4,
                               sampler=dict(type='DefaultSampler',
                                            shuffle=True),
                               collate_fn=dict(type='default_collate')),

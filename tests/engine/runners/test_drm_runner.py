@@ -3,11 +3,9 @@ weights_only default, refusal of crafted pickles, CPU wrapping."""
 import itertools
 import os
 
+import _tiny_runner as T  # loaded by this folder's conftest.py
 import pytest
 import torch
-from mmengine.model import BaseModel
-from torch import nn
-from torch.utils.data import Dataset
 
 from drm_mm.engine.runners import DRMRunner
 from drm_mm.utils import UnsafeCheckpointError
@@ -16,36 +14,12 @@ from drm_mm.utils import UnsafeCheckpointError
 _RUN_IDS = itertools.count()
 
 
-class _Points(Dataset):
-
-    def __len__(self):
-        return 16
-
-    def __getitem__(self, idx):
-        g = torch.Generator().manual_seed(idx)
-        return dict(inputs=torch.randn(4, generator=g),
-                    labels=torch.tensor(idx % 2))
-
-
-class _Linear(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, inputs, labels, mode='tensor'):
-        logits = self.fc(inputs)
-        if mode == 'loss':
-            return dict(loss=nn.functional.cross_entropy(logits, labels))
-        return logits
-
-
 def _runner(work_dir, max_iters, resume=False, load_from=None):
     torch.manual_seed(0)
     return DRMRunner(
-        model=_Linear(),
+        model=T.Linear(),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=_Points(), batch_size=4,
+        train_dataloader=dict(dataset=T.Points(), batch_size=4,
                               sampler=dict(type='DefaultSampler',
                                            shuffle=True),
                               collate_fn=dict(type='default_collate')),
