@@ -7,7 +7,8 @@ from typing import Dict, Optional
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed
-from mmengine.runner import Runner
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop, Runner
 from torch import nn
 
 from drm_mm.registry import RUNNERS
@@ -77,6 +78,21 @@ class DRMRunner(DRMRunnerMixin, Runner):
         if isinstance(self._train_loop, BaseLoop):
             check_schedule_fits(scheduler, self.max_epochs, self.max_iters)
         return super().build_param_scheduler(scheduler)
+
+    def load_or_resume(self) -> None:
+        """The mixin's choice of checkpoint; evaluation with no checkpoint at
+        all (``runner.val()`` / ``runner.test()`` of a zero-shot config)
+        starts from the model's own pretrained weights, as training does
+        (MMEngine calls ``init_weights`` in ``train()`` only)."""
+        super().load_or_resume()
+        training = isinstance(self._train_loop, BaseLoop)
+        if training or self._drm_load_from is not None or self._drm_resume:
+            return
+        model = self.model.module if is_model_wrapper(
+            self.model) else self.model
+        if hasattr(model, 'init_weights') and not getattr(
+                model, 'is_init', True):
+            model.init_weights()
 
     def setup_env(self, env_cfg: Dict) -> None:
         if (self.distributed and not is_distributed()
