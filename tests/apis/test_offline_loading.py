@@ -227,3 +227,27 @@ def test_clip_override_in_get_model(checkpoint):
                           MODEL['descriptions'], _delete_=True)))
     assert model.clip.pretrained is None
     assert model.clip.model_name == 'drm-tiny-vit'
+
+
+def test_runner_test_without_checkpoint_starts_from_the_pretrained_clip(
+        tmp_path, fake_iwildcam_root):
+    """``runner.test()`` of a config with no checkpoint at all (a zero-shot
+    config) evaluates the pretrained CLIP, not open_clip's random
+    initialisation: the runner calls ``init_weights`` as training does."""
+    from drm_mm.models.clip import OpenCLIP
+    from tools.tool_utils import build_runner
+    torch.manual_seed(1)
+    source = OpenCLIP(model_name='drm-tiny-vit')
+    weights = tmp_path / 'clip.pt'
+    torch.save(source.model.state_dict(), weights)
+    cfg = Config.fromfile(SMOKE)
+    cfg.merge_from_dict(dict(model=dict(clip=dict(pretrained=str(weights)))))
+    cfg.data_root = str(fake_iwildcam_root)
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = build_runner(cfg)
+    assert runner.model.clip.pretrained_pending
+    runner.test()
+    assert not runner.model.clip.pretrained_pending
+    for key, value in source.model.state_dict().items():
+        assert torch.equal(runner.model.clip.model.state_dict()[key],
+                           value), key
