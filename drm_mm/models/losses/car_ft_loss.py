@@ -11,12 +11,14 @@ close to the frozen pre-trained one's:
     L_ctx = E_x KL( p_0(· | x) ‖ p_θ(· | x) ),
     p(k | x) = softmax_k( s · cos(f(x), w_k) )
 """
+from typing import Sequence, Union
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from drm_mm.registry import MODELS
-from .l2sp_loss import check_weight
+from .l2sp_loss import check_pair, check_weight
 
 
 def context_weights(template_features: torch.Tensor) -> torch.Tensor:
@@ -62,12 +64,20 @@ class CARFTLoss(nn.Module):
         loss_weight (float): the weight of L_ctx added to the fine-tuning
             loss. Defaults to 1.0 (docs/baselines.md gives the source and
             the other values the paper reports).
+        context_templates (str | list[str]): the context prompts: a
+            template-set key of :mod:`drm_mm.prompts.templates` or a list
+            of ``{c}`` templates (at least 2), filled with every class name
+            by the classifier. Defaults to ``'imagenet_openai'`` (the 80
+            OpenAI ImageNet templates).
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
+    def __init__(self, loss_weight: float = 1.0,
+                 context_templates: Union[str, Sequence[str]] =
+                 'imagenet_openai') -> None:
         super().__init__()
         self.loss_weight = check_weight('CARFTLoss', 'loss_weight',
                                         loss_weight)
+        self.context_templates = context_templates
 
     def forward(self, image_features: torch.Tensor,
                 teacher_image_features: torch.Tensor,
@@ -85,20 +95,10 @@ class CARFTLoss(nn.Module):
             logit_scale (Tensor | float): ``s = exp(logit_scale)`` of the
                 pre-trained CLIP (100 for OpenAI's), used for both.
         """
-        if image_features.shape != teacher_image_features.shape:
-            raise ValueError(f'CARFTLoss: image_features '
-                             f'{tuple(image_features.shape)} and '
-                             f'teacher_image_features '
-                             f'{tuple(teacher_image_features.shape)} differ; '
-                             'give both encoders the same images.')
-        if context_text_features.dim() != 2 or \
-                context_text_features.size(1) != image_features.size(-1):
-            raise ValueError(f'CARFTLoss: context_text_features must be '
-                             f'(K, {image_features.size(-1)}), got '
-                             f'{tuple(context_text_features.shape)}.')
-        scale = torch.as_tensor(logit_scale, dtype=torch.float32,
-                                device=image_features.device).detach()
-        context = context_text_features.detach()
+        scale, context = check_pair('CARFTLoss', image_features,
+                                    teacher_image_features,
+                                    'context_text_features', 'K',
+                                    context_text_features, logit_scale)
         log_p_student = context_log_probs(image_features, context, scale)
         with torch.no_grad():
             log_p_teacher = context_log_probs(teacher_image_features,

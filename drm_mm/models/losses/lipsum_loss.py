@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drm_mm.registry import MODELS
-from .l2sp_loss import check_weight
+from .l2sp_loss import check_pair, check_weight
 
 #: The authors' defaults: M texts per step, L random tokens each.
 DEFAULT_NUM_TEXTS = 80
@@ -146,20 +146,10 @@ class LipsumLoss(nn.Module):
             logit_scale (Tensor | float): ``s = exp(logit_scale)`` of the
                 pre-trained CLIP (100 for OpenAI's), used for both.
         """
-        if image_features.shape != teacher_image_features.shape:
-            raise ValueError(f'LipsumLoss: image_features '
-                             f'{tuple(image_features.shape)} and '
-                             f'teacher_image_features '
-                             f'{tuple(teacher_image_features.shape)} differ; '
-                             'give both encoders the same images.')
-        if random_text_features.dim() != 2 or \
-                random_text_features.size(1) != image_features.size(-1):
-            raise ValueError(f'LipsumLoss: random_text_features must be '
-                             f'(M, {image_features.size(-1)}), got '
-                             f'{tuple(random_text_features.shape)}.')
-        scale = torch.as_tensor(logit_scale, dtype=torch.float32,
-                                device=image_features.device).detach()
-        texts = random_text_features.detach()
+        scale, texts = check_pair('LipsumLoss', image_features,
+                                  teacher_image_features,
+                                  'random_text_features', 'M',
+                                  random_text_features, logit_scale)
         v_student = energy_vector(image_features, texts, scale)
         with torch.no_grad():
             v_teacher = energy_vector(teacher_image_features, texts, scale)
