@@ -155,3 +155,17 @@ def test_one_line_errors():
     model.regularizer.check_optimizer(
         torch.optim.AdamW(model.parameters(), weight_decay=0.0),
         list(model.clip.parameters()))
+
+
+def test_with_drm_the_soft_labels_and_the_regulariser_share_the_teacher():
+    torch.manual_seed(0)
+    model = DRMClassifier(
+        clip=dict(type='OpenCLIP', model_name='drm-tiny-vit'),
+        classnames=CLASSES, templates=['a photo of {c}.'],
+        descriptions={c: f'a {c} with its core features' for c in CLASSES},
+        loss=dict(erm='contrastive', wrm_weight=1.0),
+        soft_labels=dict(source='online'), regularizer=LIPSUM).train()
+    losses = model.loss(*batch())
+    assert {'loss_erm', 'loss_wrm', 'loss_lipsum'} <= set(losses)
+    assert float(losses['loss_lipsum']) == pytest.approx(0.0, abs=1e-6)
+    assert len(model.soft_labels._kept_teacher) == 1
