@@ -15,10 +15,9 @@ from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from drm_mm.registry import MODELS
-from .l2sp_loss import check_pair, check_weight
+from .teacher_feature_loss import TeacherFeatureLoss
 
 
 def context_weights(template_features: torch.Tensor) -> torch.Tensor:
@@ -45,12 +44,12 @@ def context_log_probs(image_features: torch.Tensor,
 
 
 @MODELS.register_module()
-class CARFTLoss(nn.Module):
+class CARFTLoss(TeacherFeatureLoss):
     """CAR-FT: KL divergence between the context distributions of the
     frozen pre-trained and of the fine-tuned image encoder.
 
-    ``forward(image_features, teacher_image_features, context_text_features,
-    logit_scale)`` returns
+    ``forward(image_features, teacher_image_features, text_features,
+    logit_scale)`` (``text_features``: the K context weights) returns
 
         loss_weight · 1/N Σ_x Σ_k p_0(k|x) · (log p_0(k|x) − log p_θ(k|x))
 
@@ -71,38 +70,24 @@ class CARFTLoss(nn.Module):
             OpenAI ImageNet templates).
     """
 
+    text_rows = 'K'
+
     def __init__(self, loss_weight: float = 1.0,
                  context_templates: Union[str, Sequence[str]] =
                  'imagenet_openai') -> None:
-        super().__init__()
-        self.loss_weight = check_weight('CARFTLoss', 'loss_weight',
-                                        loss_weight)
+        super().__init__(loss_weight)
         self.context_templates = context_templates
 
-    def forward(self, image_features: torch.Tensor,
-                teacher_image_features: torch.Tensor,
-                context_text_features: torch.Tensor,
-                logit_scale) -> torch.Tensor:
-        """The weighted KL, a float32 scalar.
-
-        Args:
-            image_features (Tensor): ``(N, D)`` of the fine-tuned encoder.
-            teacher_image_features (Tensor): ``(N, D)`` of the frozen
-                pre-trained encoder on the same images.
-            context_text_features (Tensor): ``(K, D)`` context prompt
-                weights (:func:`context_weights`), from the frozen
-                pre-trained text encoder.
-            logit_scale (Tensor | float): ``s = exp(logit_scale)`` of the
-                pre-trained CLIP (100 for OpenAI's), used for both.
-        """
-        scale, context = check_pair('CARFTLoss', image_features,
-                                    teacher_image_features,
-                                    'context_text_features', 'K',
-                                    context_text_features, logit_scale)
-        log_p_student = context_log_probs(image_features, context, scale)
+    def gap(self, image_features: torch.Tensor,
+            teacher_image_features: torch.Tensor,
+            text_features: torch.Tensor,
+            logit_scale: torch.Tensor) -> torch.Tensor:
+        """KL(p_0 ‖ p_θ) over the contexts ``text_features`` ``(K, D)``
+        (:func:`context_weights`), averaged over the images."""
+        log_p_student = context_log_probs(image_features, text_features,
+                                          logit_scale)
         with torch.no_grad():
             log_p_teacher = context_log_probs(teacher_image_features,
-                                              context, scale)
-        kl = F.kl_div(log_p_student, log_p_teacher, reduction='batchmean',
-                      log_target=True)
-        return self.loss_weight * kl
+                                              text_features, logit_scale)
+        return F.kl_div(log_p_student, log_p_teacher, reduction='batchmean',
+                        log_target=True)

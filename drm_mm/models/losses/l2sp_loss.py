@@ -9,7 +9,7 @@ task adds (plain weight decay on those only).
 """
 import math
 import numbers
-from typing import Iterable, Mapping, Optional, Tuple, Union
+from typing import Iterable, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -28,30 +28,6 @@ def check_weight(owner: str, key: str, value) -> float:
         raise ValueError(f'{owner}.{key} must be a finite number >= 0, got '
                          f'{value!r}; set it in the config.')
     return float(value)
-
-
-def check_pair(owner: str, image_features: torch.Tensor,
-               teacher_image_features: torch.Tensor, text_key: str,
-               rows: str, text_features: torch.Tensor, logit_scale
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Shared checks of CAR-FT's and Lipsum-FT's inputs (student and teacher
-    features of the same images, ``(rows, D)`` text features); returns the
-    detached float32 scale and text features, or a one-line ValueError
-    naming ``owner``."""
-    if image_features.shape != teacher_image_features.shape:
-        raise ValueError(f'{owner}: image_features '
-                         f'{tuple(image_features.shape)} and '
-                         f'teacher_image_features '
-                         f'{tuple(teacher_image_features.shape)} differ; '
-                         'give both encoders the same images.')
-    if text_features.dim() != 2 or \
-            text_features.size(1) != image_features.size(-1):
-        raise ValueError(f'{owner}: {text_key} must be '
-                         f'({rows}, {image_features.size(-1)}), got '
-                         f'{tuple(text_features.shape)}.')
-    scale = torch.as_tensor(logit_scale, dtype=torch.float32,
-                            device=image_features.device).detach()
-    return scale, text_features.detach()
 
 
 def squared_distance(params: Mapping[str, torch.Tensor],
