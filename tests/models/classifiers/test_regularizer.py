@@ -169,3 +169,18 @@ def test_with_drm_the_soft_labels_and_the_regulariser_share_the_teacher():
     assert {'loss_erm', 'loss_wrm', 'loss_lipsum'} <= set(losses)
     assert float(losses['loss_lipsum']) == pytest.approx(0.0, abs=1e-6)
     assert len(model.soft_labels._kept_teacher) == 1
+
+
+def test_train_step_refuses_weight_decay_with_l2sp():
+    from mmengine.optim import OptimWrapper
+    model = make_model(L2SP)
+    data = dict(inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8)
+                        for _ in range(2)],
+                data_samples=batch()[1][:2])
+    decayed = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-5,
+                                             weight_decay=0.1))
+    with pytest.raises(ValueError, match='weight_decay=0.0'):
+        model.train_step(data, decayed)
+    plain = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-5,
+                                           weight_decay=0.0))
+    assert 'loss_l2sp' in model.train_step(data, plain)
