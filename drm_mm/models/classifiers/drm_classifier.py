@@ -6,6 +6,8 @@ config values:
 =============  =====================================================
 zero-shot      no training; ``head.beta`` picks df / cd / mixture
 FT (CE)        ``loss=dict(erm='ce', wrm_weight=0)``
+L2-SP, CAR-FT, FT + ``regularizer=dict(type='drm_mm.L2SPLoss')`` (or
+Lipsum-FT      ``CARFTLoss``, ``LipsumLoss``); with λ > 0: DRM + it
 FLYP           ``loss=dict(erm='contrastive', wrm_weight=0)``
 DRM            ``loss=dict(erm='contrastive', wrm_weight=λ)``
 LP             ``head=dict(linear=True)``, all CLIP towers frozen,
@@ -35,6 +37,7 @@ from drm_mm.utils.checkpoint_fit import refuse_unfit_state_dict
 from ..clip.open_clip_model import OpenCLIP
 from ..heads.clip_text_head import CLIPTextHead  # noqa: F401 (registers)
 from ..soft_labels import CoreSoftLabels
+from .teacher_regularizer import TeacherRegularizer
 from .text_prototypes import TextPrototypes
 from .wrm_text_policy import WRMTextPolicy
 
@@ -99,6 +102,11 @@ class DRMClassifier(BaseClassifier):
         soft_labels (dict, optional): config of the soft-label component
             (``source``, ``normalization``, ``tau``). Defaults to
             ``dict(type='CoreSoftLabels')``.
+        regularizer (dict | list[dict], optional): a regulariser towards the
+            frozen pre-trained CLIP added to the loss (``drm_mm.L2SPLoss``,
+            ``drm_mm.CARFTLoss``, ``drm_mm.LipsumLoss``, or a list), with
+            its inputs from the soft-label component's one teacher (see
+            :class:`TeacherRegularizer`). Defaults to None (none).
         text_batch_size (int): prompts per text forward when encoding
             without gradient (eval prototypes), to bound memory. Defaults to
             1024.
@@ -140,6 +148,7 @@ class DRMClassifier(BaseClassifier):
                  head: Optional[dict] = None,
                  loss: Optional[dict] = None,
                  soft_labels: Optional[dict] = None,
+                 regularizer: Optional[Union[dict, List[dict]]] = None,
                  text_batch_size: int = 1024,
                  shard_text_prompts: bool = True,
                  wrm_text_grad: bool = True,
@@ -173,10 +182,13 @@ class DRMClassifier(BaseClassifier):
         lm = self.head.loss_module
         wrm_text.check_loss(lm.erm if lm.uses_erm else None, lm.erm_prompts,
                             lm.wrm_prompts)
+        self.regularizer = (TeacherRegularizer(regularizer, self.classnames)
+                            if regularizer is not None else None)
         self.soft_labels = _build_soft_labels(soft_labels)
         self.soft_labels.bind(self.clip, self.text,
                               clip if isinstance(clip, dict) else None,
-                              active=self.head.needs_soft_labels)
+                              active=self.head.needs_soft_labels,
+                              keep_teacher=self.regularizer is not None)
         # Every loading path (MMEngine's non-strict ones too) refuses a
         # checkpoint that does not fit this model.
         self.register_load_state_dict_pre_hook(refuse_unfit_state_dict)
@@ -330,7 +342,8 @@ class DRMClassifier(BaseClassifier):
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
         """Dual risk of a batch: ``{'loss_erm', 'loss_wrm', stats...}``:
         image features, p_c (λ > 0), the text the head asks for, then the
-        head's ``w·L_ERM + λ·L_WRM``."""
+        head's ``w·L_ERM + λ·L_WRM``, plus the regulariser's term
+        (``loss_l2sp`` / ``loss_carft`` / ``loss_lipsum``) if configured."""
         labels = torch.cat([s.gt_label for s in data_samples]).to(
             inputs.device).long()
         feats = self.extract_feat(inputs)
@@ -338,5 +351,20 @@ class DRMClassifier(BaseClassifier):
                 if self.head.needs_soft_labels else None)
         text = self.text.training_text(self.clip, labels,
                                        self.head.text_request, soft)
-        return self.head.loss(feats, text, labels, soft,
-                              self.clip.training_logit_scale)
+        losses = self.head.loss(feats, text, labels, soft,
+                                self.clip.training_logit_scale)
+        if self.regularizer is not None:
+            losses.update(self.regularizer(self.soft_labels.build_teacher(),
+                                           self.clip, self.head, inputs,
+                                           feats))
+        return losses
+
+    def train_step(self, data, optim_wrapper):
+        """MMEngine's train step; with L2-SP it first refuses optimizer
+        weight decay on the parameters L2-SP pulls to their pre-trained
+        values."""
+        if self.regularizer is not None:
+            self.regularizer.check_optimizer(
+                getattr(optim_wrapper, 'optimizer', optim_wrapper),
+                list(self.clip.parameters()))
+        return super().train_step(data, optim_wrapper)

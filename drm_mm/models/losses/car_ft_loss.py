@@ -11,12 +11,13 @@ close to the frozen pre-trained one's:
     L_ctx = E_x KL( p_0(· | x) ‖ p_θ(· | x) ),
     p(k | x) = softmax_k( s · cos(f(x), w_k) )
 """
+from typing import Sequence, Union
+
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from drm_mm.registry import MODELS
-from .l2sp_loss import check_weight
+from .teacher_feature_loss import TeacherFeatureLoss
 
 
 def context_weights(template_features: torch.Tensor) -> torch.Tensor:
@@ -43,12 +44,12 @@ def context_log_probs(image_features: torch.Tensor,
 
 
 @MODELS.register_module()
-class CARFTLoss(nn.Module):
+class CARFTLoss(TeacherFeatureLoss):
     """CAR-FT: KL divergence between the context distributions of the
     frozen pre-trained and of the fine-tuned image encoder.
 
-    ``forward(image_features, teacher_image_features, context_text_features,
-    logit_scale)`` returns
+    ``forward(image_features, teacher_image_features, text_features,
+    logit_scale)`` (``text_features``: the K context weights) returns
 
         loss_weight · 1/N Σ_x Σ_k p_0(k|x) · (log p_0(k|x) − log p_θ(k|x))
 
@@ -62,47 +63,31 @@ class CARFTLoss(nn.Module):
         loss_weight (float): the weight of L_ctx added to the fine-tuning
             loss. Defaults to 1.0 (docs/baselines.md gives the source and
             the other values the paper reports).
+        context_templates (str | list[str]): the context prompts: a
+            template-set key of :mod:`drm_mm.prompts.templates` or a list
+            of ``{c}`` templates (at least 2), filled with every class name
+            by the classifier. Defaults to ``'imagenet_openai'`` (the 80
+            OpenAI ImageNet templates).
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = check_weight('CARFTLoss', 'loss_weight',
-                                        loss_weight)
+    text_rows = 'K'
 
-    def forward(self, image_features: torch.Tensor,
-                teacher_image_features: torch.Tensor,
-                context_text_features: torch.Tensor,
-                logit_scale) -> torch.Tensor:
-        """The weighted KL, a float32 scalar.
+    def __init__(self, loss_weight: float = 1.0,
+                 context_templates: Union[str, Sequence[str]] =
+                 'imagenet_openai') -> None:
+        super().__init__(loss_weight)
+        self.context_templates = context_templates
 
-        Args:
-            image_features (Tensor): ``(N, D)`` of the fine-tuned encoder.
-            teacher_image_features (Tensor): ``(N, D)`` of the frozen
-                pre-trained encoder on the same images.
-            context_text_features (Tensor): ``(K, D)`` context prompt
-                weights (:func:`context_weights`), from the frozen
-                pre-trained text encoder.
-            logit_scale (Tensor | float): ``s = exp(logit_scale)`` of the
-                pre-trained CLIP (100 for OpenAI's), used for both.
-        """
-        if image_features.shape != teacher_image_features.shape:
-            raise ValueError(f'CARFTLoss: image_features '
-                             f'{tuple(image_features.shape)} and '
-                             f'teacher_image_features '
-                             f'{tuple(teacher_image_features.shape)} differ; '
-                             'give both encoders the same images.')
-        if context_text_features.dim() != 2 or \
-                context_text_features.size(1) != image_features.size(-1):
-            raise ValueError(f'CARFTLoss: context_text_features must be '
-                             f'(K, {image_features.size(-1)}), got '
-                             f'{tuple(context_text_features.shape)}.')
-        scale = torch.as_tensor(logit_scale, dtype=torch.float32,
-                                device=image_features.device).detach()
-        context = context_text_features.detach()
-        log_p_student = context_log_probs(image_features, context, scale)
+    def gap(self, image_features: torch.Tensor,
+            teacher_image_features: torch.Tensor,
+            text_features: torch.Tensor,
+            logit_scale: torch.Tensor) -> torch.Tensor:
+        """KL(p_0 ‖ p_θ) over the contexts ``text_features`` ``(K, D)``
+        (:func:`context_weights`), averaged over the images."""
+        log_p_student = context_log_probs(image_features, text_features,
+                                          logit_scale)
         with torch.no_grad():
             log_p_teacher = context_log_probs(teacher_image_features,
-                                              context, scale)
-        kl = F.kl_div(log_p_student, log_p_teacher, reduction='batchmean',
-                      log_target=True)
-        return self.loss_weight * kl
+                                              text_features, logit_scale)
+        return F.kl_div(log_p_student, log_p_teacher, reduction='batchmean',
+                        log_target=True)

@@ -10,10 +10,9 @@ Lipsum-FT keeps ``v_θ(x)`` close to the pre-trained image encoder's:
 import hashlib
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from drm_mm.registry import MODELS
-from .l2sp_loss import check_weight
+from .teacher_feature_loss import TeacherFeatureLoss
 
 #: The authors' defaults: M texts per step, L random tokens each.
 DEFAULT_NUM_TEXTS = 80
@@ -95,12 +94,12 @@ def energy_vector(image_features: torch.Tensor,
 
 
 @MODELS.register_module()
-class LipsumLoss(nn.Module):
+class LipsumLoss(TeacherFeatureLoss):
     """Lipsum-FT: the energy gap on random texts between the fine-tuned and
     the pre-trained image encoder.
 
-    ``forward(image_features, teacher_image_features, random_text_features,
-    logit_scale)`` returns
+    ``forward(image_features, teacher_image_features, text_features,
+    logit_scale)`` (``text_features``: the M random texts) returns
 
         loss_weight · 1/N Σ_x 1/(2M) Σ_m (v_θ(x)_m − v_θ0(x)_m)²
 
@@ -119,9 +118,7 @@ class LipsumLoss(nn.Module):
                  loss_weight: float = 1.0,
                  num_texts: int = DEFAULT_NUM_TEXTS,
                  text_length: int = DEFAULT_TEXT_LENGTH) -> None:
-        super().__init__()
-        self.loss_weight = check_weight('LipsumLoss', 'loss_weight',
-                                        loss_weight)
+        super().__init__(loss_weight)
         self.num_texts = check_count('num_texts', num_texts)
         self.text_length = check_count('text_length', text_length)
 
@@ -131,38 +128,15 @@ class LipsumLoss(nn.Module):
         return random_text_tokens(tokenizer, self.num_texts,
                                   self.text_length, seed, step)
 
-    def forward(self, image_features: torch.Tensor,
-                teacher_image_features: torch.Tensor,
-                random_text_features: torch.Tensor,
-                logit_scale) -> torch.Tensor:
-        """The weighted energy gap, a float32 scalar.
-
-        Args:
-            image_features (Tensor): ``(N, D)`` of the fine-tuned encoder.
-            teacher_image_features (Tensor): ``(N, D)`` of the frozen
-                pre-trained encoder on the same images.
-            random_text_features (Tensor): ``(M, D)`` embeddings of this
-                step's random texts by the frozen pre-trained text encoder.
-            logit_scale (Tensor | float): ``s = exp(logit_scale)`` of the
-                pre-trained CLIP (100 for OpenAI's), used for both.
-        """
-        if image_features.shape != teacher_image_features.shape:
-            raise ValueError(f'LipsumLoss: image_features '
-                             f'{tuple(image_features.shape)} and '
-                             f'teacher_image_features '
-                             f'{tuple(teacher_image_features.shape)} differ; '
-                             'give both encoders the same images.')
-        if random_text_features.dim() != 2 or \
-                random_text_features.size(1) != image_features.size(-1):
-            raise ValueError(f'LipsumLoss: random_text_features must be '
-                             f'(M, {image_features.size(-1)}), got '
-                             f'{tuple(random_text_features.shape)}.')
-        scale = torch.as_tensor(logit_scale, dtype=torch.float32,
-                                device=image_features.device).detach()
-        texts = random_text_features.detach()
-        v_student = energy_vector(image_features, texts, scale)
+    def gap(self, image_features: torch.Tensor,
+            teacher_image_features: torch.Tensor,
+            text_features: torch.Tensor,
+            logit_scale: torch.Tensor) -> torch.Tensor:
+        """``1/N Σ_x 1/(2M) ‖v_θ(x) − v_θ0(x)‖²`` on this step's random
+        texts ``text_features`` ``(M, D)``."""
+        v_student = energy_vector(image_features, text_features, logit_scale)
         with torch.no_grad():
-            v_teacher = energy_vector(teacher_image_features, texts, scale)
-        gap = (v_student - v_teacher).pow(2).sum(dim=1) / (2 * texts.size(0))
-        return self.loss_weight * gap.mean()
-
+            v_teacher = energy_vector(teacher_image_features, text_features,
+                                      logit_scale)
+        gap = (v_student - v_teacher).pow(2).sum(dim=1)
+        return (gap / (2 * text_features.size(0))).mean()

@@ -128,6 +128,9 @@ class CoreSoftLabels(BaseModule):
         self.tau = value
         #: Whether the model trains with p_c (λ > 0); set by bind().
         self.active = False
+        #: Whether a regulariser reads the teacher every step, so it is kept
+        #: whatever the source (as with source 'online'); set by bind().
+        self.keep_teacher = False
         #: p_c ``(num_train_samples, C)`` on CPU (source 'cache'): a float32
         #: / float16 tensor, or a memory-mapped MemmapTable / TopKTable;
         #: not saved in checkpoints.
@@ -145,13 +148,18 @@ class CoreSoftLabels(BaseModule):
         """No weights of its own."""
 
     def bind(self, clip: OpenCLIP, text, clip_cfg: Optional[dict],
-             active: bool) -> None:
+             active: bool, keep_teacher: bool = False) -> None:
         """Called once by the classifier, before any training: the CLIP at
         its pre-trained weights, its prompts (a ``TextPrototypes`` with a
-        'cd' set) and the CLIP config to rebuild the teacher from."""
+        'cd' set) and the CLIP config to rebuild the teacher from;
+        ``keep_teacher``: a regulariser reads the teacher every step, so
+        the one teacher is kept whatever the source."""
         self.active = bool(active)
+        self.keep_teacher = bool(keep_teacher)
         self._text = text
         self._clip_cfg = copy.deepcopy(clip_cfg) if clip_cfg else None
+        if self.keep_teacher and not (self._clip_cfg or {}).get('pretrained'):
+            self._keep_copy(clip)
         if not self.active:
             return
         if not text.has('cd'):
@@ -159,7 +167,12 @@ class CoreSoftLabels(BaseModule):
                              'prompts (descriptions).')
         self._cd_prompts = text.prompts['cd']
         if not (self._clip_cfg or {}).get('pretrained'):
-            # Nothing to rebuild from: keep a copy of the initial CLIP.
+            self._keep_copy(clip)
+
+    def _keep_copy(self, clip: OpenCLIP) -> None:
+        """Nothing to rebuild the teacher from: keep a frozen copy of the
+        initial CLIP (once)."""
+        if not self._kept_teacher:
             teacher = copy.deepcopy(clip)
             freeze_module(teacher)
             self._kept_teacher = [teacher]
@@ -185,7 +198,7 @@ class CoreSoftLabels(BaseModule):
         teacher = build_in_scope(MODELS, self._clip_cfg)
         teacher.init_weights()  # the pretrained weights (OpenCLIP loads
         freeze_module(teacher)  # them here, not when it is built)
-        if self.source == 'online':  # needed every batch: keep it
+        if self.keep_teacher or self.source == 'online':  # every batch
             self._kept_teacher = [teacher]
         return teacher
 

@@ -45,14 +45,18 @@ METHOD_CONFIGS: Dict[str, str] = {
     'flyp': 'flyp_toy_rn.py',
     'ce': 'ce_toy_rn.py',
     'drm': 'drm_toy_rn.py',
+    'l2sp': 'l2sp_toy_rn.py',
+    'carft': 'carft_toy_rn.py',
+    'lipsum': 'lipsum_toy_rn.py',
 }
 ZERO_SHOT_CONFIG = 'zeroshot_toy_rn.py'
 METHOD_TITLES = {'zeroshot': 'zero-shot', 'flyp': 'FLYP', 'ce': 'CE',
-                 'drm': 'DRM'}
+                 'drm': 'DRM', 'l2sp': 'L2-SP', 'carft': 'CAR-FT',
+                 'lipsum': 'Lipsum-FT'}
 #: The heads evaluated for every model, and the head of each method.
 HEADS: Tuple[str, ...] = ('df', 'cd', 'mixture')
 METHOD_HEAD = {'zeroshot': 'df', 'flyp': 'df', 'ce': 'df',
-               'drm': 'mixture'}
+               'drm': 'mixture', 'l2sp': 'df', 'carft': 'df', 'lipsum': 'df'}
 ID_SET, OOD_SET = 'id_test', 'test'
 #: The splits the ID / OOD roles read with ``DemoSettings.validation``.
 VALIDATION_SPLITS: Dict[str, str] = {ID_SET: 'id_val', OOD_SET: 'val'}
@@ -125,7 +129,8 @@ class DemoSettings:
             ``id_val``, the premise on ``val``) next to the test
             numbers. Not with ``validation``.
     """
-    methods: Tuple[str, ...] = ('flyp', 'ce', 'drm')
+    methods: Tuple[str, ...] = ('flyp', 'ce', 'drm', 'l2sp', 'carft',
+                                'lipsum')
     seeds: Tuple[int, ...] = (0, 1, 2)
     alphas: Tuple[float, ...] = tuple(i / 10 for i in range(11))
     epochs: Optional[int] = None
@@ -771,7 +776,8 @@ def id_vs_ood_figure(summary: Mapping[str, Any], metric: str = 'acc'):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    styles = {'flyp': 'tab:blue', 'ce': 'tab:orange', 'drm': 'tab:green'}
+    styles = {'flyp': 'tab:blue', 'ce': 'tab:orange', 'drm': 'tab:green',
+              'l2sp': 'tab:red', 'carft': 'tab:purple', 'lipsum': 'tab:brown'}
     rows = {(r['method'], r['head']): r for r in summary['rows']}
     n_seeds = len(summary['settings']['seeds'])
     for curve in summary['curves']:
