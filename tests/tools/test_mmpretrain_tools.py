@@ -99,7 +99,12 @@ def test_mmpretrain_train_resume_test(tmp_path, child_config):
     assert 'test/macro_f1' in log
     preds = load(out)
     assert list(preds) == list(SETS)
-    assert all(len(preds[s]) > 0 for s in SETS)
+    for s in SETS:
+        # every sample once, each prediction the argmax of its scores
+        assert sorted(p['sample_idx'] for p in preds[s]) == list(
+            range(len(preds[s]))) and preds[s], s
+        assert all(int(p['pred_label']) == int(p['pred_score'].argmax())
+                   for p in preds[s]), s
 
 
 @pytest.mark.slow

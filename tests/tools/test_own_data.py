@@ -7,6 +7,7 @@ checkpoint (inference_model needs a model-index entry)."""
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -102,7 +103,17 @@ def test_own_image_folder_trains_resumes_tests_and_serves(tmp_path):
                 out], str(project))
     assert 'val/accuracy/top1' in log and 'val/single-label/f1-score' in log
     preds = load(out)
-    assert list(preds) == ['val'] and len(preds['val']) == 6
+    assert list(preds) == ['val']
+    val = preds['val']
+    assert sorted(p['sample_idx'] for p in val) == list(range(6))
+    # each prediction is the argmax of the model's own scores, and the
+    # logged accuracy is the share of them that are right
+    assert all(int(p['pred_label']) == int(p['pred_score'].argmax())
+               for p in val)
+    right = sum(int(p['pred_label']) == int(p['gt_label']) for p in val)
+    logged = re.search(r'val/accuracy/top1: ([0-9.]+)', log)
+    assert float(logged.group(1)) == pytest.approx(100 * right / 6,
+                                                   abs=1e-4)
 
     cm_out = str(tmp_path / 'cm.pkl')
     _run([osp.join(ROOT, 'tools', 'analysis', 'confusion_matrix.py'),

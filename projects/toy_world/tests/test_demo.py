@@ -109,8 +109,16 @@ def test_study_writes_table_plot_and_results(tiny_study: dict) -> None:
     assert len(saved['runs']) == 4
     for run in saved['runs']:
         assert [w['alpha'] for w in run['wise_ft']] == [0.0, 0.5, 1.0]
+        counted = 0
         for key, value in run['final'].items():
             assert 0.0 <= value <= 1.0, key
+            parts = key.split('/')
+            if len(parts) == 3 and parts[2] == 'acc':
+                # a count of right images over the split
+                n = getattr(TINY_WORLD, f'n_{parts[1]}')
+                assert abs(value * n - round(value * n)) < 1e-4, key
+                counted += 1
+        assert counted >= 4
     # the table was printed with progress lines around it
     text = '\n'.join(tiny_study['lines'])
     assert '| model | ID acc |' in text and 'wall time' in text

@@ -78,6 +78,25 @@ class _ScheduledModel(BaseModel):
         return out
 
 
+def _model_rows(dataset, epoch=0):
+    """``(sample_idx, gt, pred)`` that _ScheduledModel gives each sample of
+    ``dataset`` at ``epoch``, for comparing with dumped predictions."""
+    rows = []
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        ood = info['location'] in OOD_LOCATIONS
+        q = (QUALITY_OOD if ood else QUALITY_ID)[epoch]
+        gt = int(info['gt_label'])
+        right = (i % 4) < round(4 * q)
+        rows.append((i, gt, gt if right else (gt + 1) % N_CLASSES))
+    return rows
+
+
+def _dumped_rows(preds):
+    return [(p['sample_idx'], int(p['gt_label']), int(p['pred_label']))
+            for p in preds]
+
+
 def _wilds_loader(root, split, shuffle=False):
     return dict(
         batch_size=4, num_workers=0,
@@ -317,9 +336,8 @@ def test_mmpretrain_style_out_holds_every_set(tmp_path, iwildcam_root):
     preds = load(out)
     assert list(preds) == list(sets)
     for eval_set in runner.test_loop.sets:
-        assert len(preds[eval_set.name]) == len(eval_set.dataloader.dataset)
-        assert [p['sample_idx'] for p in preds[eval_set.name]] == list(
-            range(len(eval_set.dataloader.dataset)))
+        assert _dumped_rows(preds[eval_set.name]) == _model_rows(
+            eval_set.dataloader.dataset)
         assert not any(isinstance(m, DumpResults)
                        for m in eval_set.evaluator.metrics[1:])
 
@@ -336,8 +354,8 @@ def test_per_set_dumps_are_left_alone(tmp_path, iwildcam_root):
     runner.test()
     for eval_set in runner.test_loop.sets:
         preds = load(str(tmp_path / f'{eval_set.name}.pkl'))
-        assert isinstance(preds, list)
-        assert len(preds) == len(eval_set.dataloader.dataset)
+        assert _dumped_rows(preds) == _model_rows(
+            eval_set.dataloader.dataset)
 
 
 def test_plain_loader_is_one_unprefixed_set(tmp_path, iwildcam_root):
@@ -358,7 +376,9 @@ def test_plain_loader_is_one_unprefixed_set(tmp_path, iwildcam_root):
     # test split: 4 classes x 2 images, OOD quality 1.0 at epoch 0
     assert metrics == {'accuracy/top1': 100.0}
     preds = load(out)
-    assert isinstance(preds, list) and len(preds) == 8
+    rows = _model_rows(runner.test_loop.sets[0].dataloader.dataset)
+    assert len(rows) == 8 and all(gt == pred for _, gt, pred in rows)
+    assert _dumped_rows(preds) == rows
 
 
 def _save_best_runner(tmp_path, iwildcam_root, save_best):

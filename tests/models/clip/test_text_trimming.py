@@ -1,4 +1,5 @@
 """The padding-free text forward's planner and its guard."""
+import open_clip
 import pytest
 import torch
 
@@ -22,7 +23,18 @@ def test_length_buckets_cover_every_row_once():
 
 def test_no_trimming_where_it_would_not_be_exact():
     clip = OpenCLIP('drm-tiny-vit', trim_text=False)
-    assert isinstance(build_text_encoder(clip.model), TrimmedTextEncoder)
+    encoder = build_text_encoder(clip.model)
+    assert isinstance(encoder, TrimmedTextEncoder)
+    # trimming the padding leaves open_clip's embeddings unchanged (float32
+    # rounding of 64-wide sums through a few layers)
+    tokens = open_clip.tokenize(['a photo of a cat.', 'a dog', 'x'],
+                                context_length=clip.model.context_length)
+    with torch.no_grad():
+        ref = clip.model.encode_text(tokens)
+        got = encoder(tokens)
+    eps = torch.finfo(torch.float32).eps
+    assert torch.allclose(got, ref, rtol=0,
+                          atol=64 * 64 * eps * float(ref.abs().max()))
     clip.model.text_pool_type = 'last'  # pools the padded last position
     assert build_text_encoder(clip.model) is None
     clip.model.text_pool_type = 'argmax'

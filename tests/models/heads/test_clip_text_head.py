@@ -94,7 +94,12 @@ def test_linear_head_starts_from_the_prototypes_and_trains():
     assert z_cd is None
     assert torch.allclose(z_df, CLIPTextHead.logits(img, df, s))
     z_df.sum().backward()
-    assert head.weight.grad is not None and head.bias.grad is not None
+    # d sum(s * img @ W^T + b): s * sum of the images per row of W, n per b
+    eps = torch.finfo(torch.float32).eps
+    assert torch.equal(head.bias.grad, torch.full((5, ), float(len(img))))
+    assert torch.allclose(head.weight.grad,
+                          (s * img.sum(0)).expand(5, -1), rtol=0,
+                          atol=4 * len(img) * float(s) * eps)
     with pytest.raises(ValueError, match='num_classes'):
         CLIPTextHead(linear=True, loss=dict(erm='ce', wrm_weight=0))
 
