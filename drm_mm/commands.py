@@ -18,12 +18,14 @@ _PACKAGE = osp.dirname(osp.abspath(__file__))
 
 
 def script_path(relative: str) -> str:
-    """Path of a shipped script: ``drm_mm/.mim/<relative>`` (installed) or
+    """Real path of a shipped script: ``drm_mm/.mim/<relative>`` (installed;
+    in an editable install a link into the checkout) or
     ``<checkout>/<relative>``."""
     for root in (osp.join(_PACKAGE, '.mim'), osp.dirname(_PACKAGE)):
         path = osp.join(root, relative)
         if osp.isfile(path):
-            return path
+            # an editable install links .mim/<folder> to the checkout
+            return osp.realpath(path)
     raise FileNotFoundError(
         f'drm_mm: {relative} is neither in {osp.join(_PACKAGE, ".mim")} '
         f'(installed package) nor in the checkout; reinstall drm_mm '

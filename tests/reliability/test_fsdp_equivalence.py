@@ -47,7 +47,8 @@ val_dataloader = dict(_delete_=True, batch_size=16, num_workers=0,
                       id_val=_split('id_val'), val=_split('val'))
 val_evaluator = dict(_delete_=True, type='IWildCamMetric')
 val_cfg = dict(type='MultiDatasetValLoop')
-custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32),
+custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32,
+                     pipeline=_test_pipeline),
                 dict(type='ReliabilityRecordHook'),
                 dict(type='ReliabilityKillHook')]
 '''

@@ -33,7 +33,8 @@ val_dataloader = dict(_delete_=True, batch_size=16, num_workers=0,
                                    split='id_val', pipeline=_test_pipeline),
                       sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(_delete_=True, type='IWildCamMetric', prefix='id_val')
-custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32),
+custom_hooks = [dict(type='SoftLabelCacheHook', batch_size=32,
+                     pipeline=_test_pipeline),
                 dict(type='ReliabilityRecordHook'),
                 dict(type='ReliabilityKillHook'),
                 dict(type='ReliabilityEpochEndKillHook')]

@@ -66,7 +66,7 @@ def test_dist_train_two_cpu_ranks(tmp_path, fake_iwildcam_root):
     env_port = str(29500 + os.getpid() % 1000)
     out = subprocess.run(
         ['bash', 'tools/dist_train.sh', DRM, '2', '--work-dir', str(work)] +
-        _data_opts(fake_iwildcam_root) + ['train_cfg.max_epochs=1'],
+        _data_opts(fake_iwildcam_root),
         cwd=ROOT, env=dict(_env(), PORT=env_port), capture_output=True,
         text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
