@@ -1,6 +1,5 @@
 """``DRMFlexibleRunner``: MMEngine's FlexibleRunner (strategies: FSDP,
 DeepSpeed...) with what :class:`DRMRunner` adds to the plain Runner."""
-import copy
 from typing import Set, Union
 
 from mmengine.dist import infer_launcher
@@ -47,8 +46,6 @@ class DRMFlexibleRunner(DRMRunnerMixin, FlexibleRunner):
 
     @classmethod
     def from_cfg(cls, cfg) -> Union[FlexibleRunner, DRMRunner]:
-        from drm_mm.datasets.config_refs import resolve_config_refs
-        cfg = resolve_config_refs(copy.deepcopy(cfg))
         launcher = cfg.get('launcher') or infer_launcher()
         if launcher == 'none':
             print_log('DRMFlexibleRunner: one process (no launcher), '

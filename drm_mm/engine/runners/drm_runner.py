@@ -1,7 +1,6 @@
 """``DRMRunner``: MMEngine's Runner with safe checkpoint loading, atomic
 checkpoint writes, resume that skips a corrupt latest checkpoint, and
 distributed training on CPU-only machines."""
-import copy
 from typing import Dict, Optional
 
 import torch
@@ -60,14 +59,6 @@ class DRMRunner(DRMRunnerMixin, Runner):
       that names no loop but ``by_epoch=True`` gets it too, with a log line
       saying so.
     """
-
-    @classmethod
-    def from_cfg(cls, cfg) -> 'DRMRunner':
-        """Fills the ``${key}`` references of the dataloader configs (e.g.
-        ``data_root='${data_root}'``) from the merged config first
-        (:func:`drm_mm.datasets.resolve_config_refs`)."""
-        from drm_mm.datasets.config_refs import resolve_config_refs
-        return super().from_cfg(resolve_config_refs(copy.deepcopy(cfg)))
 
     def build_param_scheduler(self, scheduler):
         """MMEngine's, after checking that every scheduler fits the run

@@ -6,6 +6,7 @@ Only public MMEngine APIs are used: the constructor's ``resume`` /
 in full from ``resume`` / ``load_checkpoint`` (MMEngine's reads private
 attributes).
 """
+import copy
 import datetime
 import fcntl
 import glob
@@ -77,6 +78,8 @@ class DRMRunnerMixin:
       leaves no ``.tmp``;
     * checkpoints load strictly: one of another architecture raises
       :class:`CheckpointMismatchError` naming the file and the keys;
+    * ``${key}`` references of the dataloader configs are filled from the
+      merged config (``data_root='${data_root}'``);
     * ``train_cfg=dict(by_epoch=True)`` builds
       :class:`ResumableEpochBasedTrainLoop`; :class:`ClassConsistencyHook`
       and :class:`ResumePositionHook` are always added;
@@ -92,6 +95,15 @@ class DRMRunnerMixin:
         self._drm_loaded = False
         self._work_dir_lock: Optional[int] = None
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def from_cfg(cls, cfg) -> Any:
+        """Fills the ``${key}`` references of the dataloader configs (e.g.
+        ``data_root='${data_root}'``) from the merged config first
+        (:func:`drm_mm.datasets.resolve_config_refs`), so one ``data_root``
+        moves every split."""
+        from drm_mm.datasets.config_refs import resolve_config_refs
+        return super().from_cfg(resolve_config_refs(copy.deepcopy(cfg)))
 
     def build_train_loop(self, loop: Union[BaseLoop, Dict]) -> BaseLoop:
         from drm_mm.engine.loops.resumable_epoch_based_train_loop import \
