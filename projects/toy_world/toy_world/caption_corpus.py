@@ -78,6 +78,17 @@ _NO_BG_TEMPLATES = {'name': ('a photo of a {s}{n}.', 'a {s}{n}.'),
 _HARD_WORDS = ('', 'small ', 'faint ')
 _HABITAT_FIELDS = ('habitats', 'habitat_scene_frac', 'habitat_shape_frac',
                    'home_name_frac')
+# Knobs added after cached CLIPs existed: left out of the hash at their
+# default, so every earlier corpus keeps its key (and its cached weights).
+_OPTIONAL_DEFAULTS = dict(desc_confusion=0.0)
+
+
+def confusion_partner(index: int, n_shapes: int) -> int:
+    """The shape whose description a confused caption uses for shape
+    ``index`` of ``n_shapes``: its neighbour in a fixed pairing (0<->1,
+    2<->3, ...; an odd last shape pairs with 0)."""
+    partner = index ^ 1
+    return partner if partner < n_shapes else 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,11 @@ class CorpusSettings:
             own habitat ("at home") names it (half name only, half name and
             description); away from home, captions follow ``name_frac`` /
             ``desc_frac``.
+        desc_confusion: probability that a caption's description is the
+            core phrase of the shape's partner (:func:`confusion_partner`)
+            instead of its own: web text that mixes up similar species.
+            It weakens what the description head learns without touching
+            the names. 0 (the default) leaves the corpus as before.
     """
     shapes: Tuple[str, ...] = SHAPE_NAMES
     n_scenes: int = 1000
@@ -126,6 +142,7 @@ class CorpusSettings:
     habitat_scene_frac: float = 0.0
     habitat_shape_frac: float = 0.5
     home_name_frac: float = 0.0
+    desc_confusion: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'habitats', tuple(
@@ -144,6 +161,9 @@ class CorpusSettings:
             raise ValueError(
                 f'CorpusSettings: name_frac + desc_frac must be <= 1 and '
                 f'no_background_frac in [0, 1], got {fracs}.')
+        if not 0 <= self.desc_confusion <= 1:
+            raise ValueError(f'CorpusSettings.desc_confusion must be in '
+                             f'[0, 1], got {self.desc_confusion}.')
         if self.habitats:
             self._check_habitats()
         missing = [s for s in self.shapes if s not in CORE_PHRASES]
@@ -180,6 +200,9 @@ class CorpusSettings:
         """Plain-JSON form."""
         d = dataclasses.asdict(self)
         d['shapes'] = list(self.shapes)
+        for key, default in _OPTIONAL_DEFAULTS.items():
+            if d[key] == default:
+                del d[key]
         if not self.habitats:
             # The control corpus keeps the form (and hash) it had before
             # habitats existed, so its cached CLIP stays valid.
@@ -228,8 +251,15 @@ class CaptionCorpus:
     def caption(self, index: int, rng: np.random.Generator) -> str:
         """A fresh random caption of image ``index``."""
         st = self.settings
-        name = st.shapes[int(self.shape_ids[index])]
-        phrase = CORE_PHRASES[name][int(rng.integers(len(CORE_PHRASES[name])))]
+        shape = int(self.shape_ids[index])
+        name = st.shapes[shape]
+        described = name
+        # Drawn only when the knob is on, so a corpus without confusion
+        # renders the same captions as before it existed.
+        if st.desc_confusion and rng.uniform() < st.desc_confusion:
+            described = st.shapes[confusion_partner(shape, len(st.shapes))]
+        phrases = CORE_PHRASES[described]
+        phrase = phrases[int(rng.integers(len(phrases)))]
         u = rng.uniform()
         if self.home[index]:
             half = st.home_name_frac / 2

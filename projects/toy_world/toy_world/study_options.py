@@ -5,11 +5,13 @@ overrides), and their mapping onto :class:`DemoSettings`."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import dataclasses
+from typing import Any, Dict, Mapping
 
 from mmengine.config import DictAction
 
-from .demo import DemoSettings
+from .demo import DemoSettings, study_pretrain_settings
+from .toy_world import WorldSettings
 
 #: Help of each option of :func:`add_study_options` (by ``dest``); a tool
 #: may word one for itself.
@@ -25,14 +27,21 @@ STUDY_OPTION_HELP = dict(
     threads='torch CPU threads (default: %(default)s)',
     cfg_options='config overrides for every config of the study, e.g. '
     'model.loss.wrm_weight=2 (cached runs are keyed by the merged config)',
+    world_options='fields of toy_world.WorldSettings to change, e.g. '
+    'n_train=12000 (the world and its runs are cached by their settings; '
+    'use a --world-root of its own)',
+    corpus_options='fields of the pretraining corpus (toy_world.'
+    'CorpusSettings) to change, e.g. desc_confusion=0.3 (the CLIP is '
+    'cached by its settings)',
 )
 
 
 def add_study_options(parser: argparse.ArgumentParser,
                       **help_texts: str) -> argparse.ArgumentParser:
     """Add ``--seeds --alphas --epochs --lr --world-root
-    --pretrain-cache-dir --threads --cfg-options`` to ``parser``, in that
-    order, with the defaults of :class:`DemoSettings`.
+    --pretrain-cache-dir --threads --cfg-options --world-options
+    --corpus-options`` to ``parser``, in that order, with the defaults of
+    :class:`DemoSettings`.
 
     ``help_texts`` replaces the help of some of them (keyed like
     :data:`STUDY_OPTION_HELP`, e.g. ``cfg_options='...'``).
@@ -58,14 +67,49 @@ def add_study_options(parser: argparse.ArgumentParser,
                         help=helps['threads'])
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={}, help=helps['cfg_options'])
+    parser.add_argument('--world-options', nargs='+', action=DictAction,
+                        default={}, help=helps['world_options'])
+    parser.add_argument('--corpus-options', nargs='+', action=DictAction,
+                        default={}, help=helps['corpus_options'])
     return parser
+
+
+def _replace(obj: Any, changes: Mapping[str, Any], option: str) -> Any:
+    """``dataclasses.replace(obj, **changes)``, or a one-line ValueError
+    naming ``option`` and the fields it takes."""
+    fields = {f.name for f in dataclasses.fields(obj)}
+    unknown = sorted(set(changes) - fields)
+    if unknown:
+        raise ValueError(f'{option}: {type(obj).__name__} has no field '
+                         f'{unknown}; choose from {sorted(fields)}.')
+    return dataclasses.replace(obj, **changes)
+
+
+def world_and_pretrain(world_options: Mapping[str, Any],
+                       corpus_options: Mapping[str, Any],
+                       world_kind: str = 'premise') -> Dict[str, Any]:
+    """The ``world`` and ``pretrain`` fields of :class:`DemoSettings` for
+    ``--world-options`` / ``--corpus-options`` (an empty dict when both are
+    empty: the study's own). The corpus follows the changed world (its
+    habitats), then takes the corpus changes."""
+    if not world_options and not corpus_options:
+        return {}
+    world = _replace(WorldSettings(), dict(world_options), '--world-options')
+    pretrain = study_pretrain_settings(world_kind, world)
+    corpus = _replace(pretrain.corpus, dict(corpus_options),
+                      '--corpus-options')
+    return dict(world=world,
+                pretrain=dataclasses.replace(pretrain, corpus=corpus))
 
 
 def study_settings(args: argparse.Namespace, **fields: Any) -> DemoSettings:
     """:class:`DemoSettings` of the options of :func:`add_study_options`
     in ``args``, plus ``fields`` (the tool's own: methods, work_dir...)."""
+    worlds = world_and_pretrain(
+        getattr(args, 'world_options', {}), getattr(args, 'corpus_options', {}),
+        fields.get('world_kind', 'premise'))
     return DemoSettings(
         seeds=tuple(args.seeds), alphas=tuple(args.alphas),
         epochs=args.epochs, lr=args.lr, world_root=args.world_root,
         pretrain_cache_dir=args.pretrain_cache_dir,
-        cfg_options=dict(args.cfg_options), **fields)
+        cfg_options=dict(args.cfg_options), **worlds, **fields)
