@@ -4,15 +4,16 @@ and the control corpus is unchanged. Statistics are measured on rendered
 captions, not read back from the settings."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from projects.toy_world.toy_world.caption_corpus import (CORE_PHRASES, PREMISE_KNOBS,
-                                       CorpusSettings, build_corpus,
-                                       premise_corpus)
+from projects.toy_world.toy_world.caption_corpus import (
+    CORE_PHRASES, PREMISE_KNOBS, CorpusSettings, build_corpus,
+    confusion_partner, premise_corpus)
 from projects.toy_world.toy_world.demo import DemoSettings, study_pretrain_settings
 from projects.toy_world.toy_world.toy_world import (WorldSettings, background_images,
                                   class_habitats, make_locations)
@@ -147,3 +148,76 @@ def test_the_study_defaults_to_the_premise_world() -> None:
     assert control.pretrain.corpus == CorpusSettings()
     with pytest.raises(ValueError, match="world_kind must be one of"):
         DemoSettings(world_kind='web')
+
+
+def test_desc_confusion_off_keeps_the_cached_clip_key() -> None:
+    # The knob came after CLIPs were cached: at its default it is not in
+    # the hash, so the study's premise CLIP keeps its key.
+    settings = DemoSettings().pretrain.corpus
+    assert 'desc_confusion' not in settings.to_dict()
+    assert settings.hash() == 'cc5cc3b744c7'
+    assert 'desc_confusion' in dataclasses.replace(
+        settings, desc_confusion=0.3).to_dict()
+
+
+def test_desc_confusion_off_draws_no_extra_random_numbers() -> None:
+    # Without confusion the caption sampler makes the same draws as before
+    # the knob existed (so the study's captions, and its CLIP, are the
+    # same); with it on, one more uniform draw comes first, before the
+    # phrase is drawn.
+    class Recorder:
+        def __init__(self, seed):
+            self.rng, self.calls = np.random.default_rng(seed), []
+
+        def uniform(self, *args):
+            self.calls.append('uniform')
+            return self.rng.uniform(*args)
+
+        def integers(self, *args):
+            self.calls.append('integers')
+            return self.rng.integers(*args)
+
+    habitats = class_habitats(WORLD)
+    for confusion, first in ((0.0, ['integers', 'uniform']),
+                             (0.5, ['uniform', 'integers', 'uniform'])):
+        corpus = build_corpus(premise_corpus(
+            habitats, n_scenes=2, images_per_scene=4,
+            desc_confusion=confusion))
+        for i in range(len(corpus)):
+            rec = Recorder(i)
+            corpus.caption(i, rec)
+            # phrase (and confusion), mode, background, template[, size]
+            assert rec.calls[:len(first)] == first
+            assert rec.calls[len(first):len(first) + 2] == \
+                ['uniform', 'integers']
+            rest = rec.calls[len(first) + 2:]
+            assert rest == (['uniform'] if corpus.hard[i] else [])
+
+
+def test_confused_captions_describe_the_partner_shape() -> None:
+    shapes = WORLD.classes
+    assert [confusion_partner(i, 8) for i in range(8)] == \
+        [1, 0, 3, 2, 5, 4, 7, 6]
+    assert confusion_partner(6, 7) == 0  # odd count: the last pairs with 0
+    p = 0.3
+    settings = premise_corpus(class_habitats(WORLD), n_scenes=60,
+                              desc_confusion=p)
+    corpus = build_corpus(settings)
+    rng = np.random.default_rng(1)
+    own = partner = 0
+    for i in range(len(corpus)):
+        k = int(corpus.shape_ids[i])
+        for cap in corpus.captions([i] * 5, rng):
+            mine = _phrase_in(cap, shapes[k])
+            theirs = _phrase_in(cap, shapes[confusion_partner(k, 8)])
+            assert not (mine and theirs)
+            own += mine
+            partner += theirs
+            # no third shape is ever described
+            assert not any(_phrase_in(cap, s) for j, s in enumerate(shapes)
+                           if j not in (k, confusion_partner(k, 8)))
+    n = own + partner
+    # binomial: within 5 standard deviations of p
+    assert abs(partner / n - p) < 5 * (p * (1 - p) / n) ** 0.5
+    with pytest.raises(ValueError, match='desc_confusion'):
+        CorpusSettings(desc_confusion=1.5)

@@ -3,6 +3,7 @@ options map onto the settings dataclasses, caches are reported, and bad
 values end in one line naming the setting."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import pathlib
@@ -137,3 +138,27 @@ def test_run_demo_bad_value_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert 'DemoSettings.alphas must be values in [0, 1] including 1' in err
     assert 'Traceback' not in err
+
+
+def test_run_demo_world_and_corpus_options(tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(demo, 'run_demo', seen.append)
+    _run('run_demo', ['--validation', '--methods', 'flyp', '--seeds', '0',
+                      '--world-root', str(tmp_path / 'w'),
+                      '--world-options', 'n_train=48', 'seed=3',
+                      '--corpus-options', 'desc_confusion=0.3'], monkeypatch)
+    [settings] = seen
+    world = WorldSettings(n_train=48, seed=3)
+    assert settings.world == world
+    corpus = settings.pretrain.corpus
+    assert corpus.desc_confusion == 0.3
+    # the corpus follows the changed world: its habitats are world 3's
+    expected = demo.study_pretrain_settings('premise', world).corpus
+    assert corpus == dataclasses.replace(expected, desc_confusion=0.3)
+    for option, key in (('--world-options', 'n_trian=3'),
+                        ('--corpus-options', 'desc_confuson=0.3')):
+        with pytest.raises(SystemExit):
+            _run('run_demo', ['--methods', 'flyp', option, key], monkeypatch)
+        err = capsys.readouterr().err
+        assert f'{option}: ' in err and key.split('=')[0] in err
+        assert 'choose from' in err and 'Traceback' not in err
