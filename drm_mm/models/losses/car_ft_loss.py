@@ -61,8 +61,8 @@ class CARFTLoss(TeacherFeatureLoss):
 
     Args:
         loss_weight (float): the weight of L_ctx added to the fine-tuning
-            loss. Defaults to 1.0 (docs/baselines.md gives the source and
-            the other values the paper reports).
+            loss. Defaults to 1.0, our choice: no stored source gives the
+            paper's value (docs/baselines.md).
         context_templates (str | list[str]): the context prompts: a
             template-set key of :mod:`drm_mm.prompts.templates` or a list
             of ``{c}`` templates (at least 2), filled with every class name

@@ -68,8 +68,10 @@ class L2SPLoss(nn.Module):
     run in float32 whatever the parameters' dtype. The reference is
     detached, so only ``params`` and ``new_params`` receive gradients.
 
-    The paper's defaults (its experiments: α = 0.1, β = 0.01) are the
-    defaults here. With L2-SP the optimizer's own weight decay must be 0 on
+    α = 0.1 and β = 0.01 are the values of the first author's public
+    training script; the penalty here covers every parameter the
+    pre-trained model has (that code's all-parameter mode, not its default
+    kernels-only run; docs/baselines.md says why). With L2-SP the optimizer's own weight decay must be 0 on
     the pre-trained parameters, or they are pulled both to w⁰ and to 0
     (docs/baselines.md).
 

@@ -176,3 +176,58 @@ def test_pooled_spreads_by_hand() -> None:
     assert out['world_spread'] == pytest.approx(0.08 / math.sqrt(2), abs=TOL)
     assert out['seed_spread'] == pytest.approx(0.02 / math.sqrt(2), abs=TOL)
     assert [p['n'] for p in out['per_world']] == [2, 2, 0]
+
+
+def test_method_standing_by_hand() -> None:
+    out = ei.method_standing(_summary())
+    assert list(out) == ['flyp', 'drm']
+    # FLYP's df curve (mean): (0.6, 0.7) -> (0.91, 0.61); DRM's df curve
+    # (0.6, 0.7) -> (0.89, 0.66); mixture curves: FLYP (0.6, 0.7) ->
+    # (0.87, 0.67), DRM (0.6, 0.7) -> (0.86, 0.70).
+    d0, d1 = out['drm']['df']['seeds']
+    assert d0['vs_flyp'] == pytest.approx(0.66 - (0.7 - 0.09 * 0.30 / 0.31),
+                                          abs=TOL)
+    assert d1['vs_flyp'] == pytest.approx(0.66 - (0.7 - 0.09 * 0.28 / 0.31),
+                                          abs=TOL)
+    assert d0['vs_drm'] is None and out['drm']['df']['n_vs_drm'] == 0
+    assert out['drm']['df']['id'][0] == pytest.approx(0.89, abs=TOL)
+    # FLYP's df heads (ID 0.90, 0.92) lie beyond DRM's df curve (ID <= 0.89)
+    assert out['flyp']['df']['n_vs_drm'] == 0
+    assert out['flyp']['df']['vs_flyp'] == []  # never against itself
+    # β@id_val picks β 0.5 for every run: FLYP seed 0 (0.86, 0.66) against
+    # DRM's mixture curve at 0.86: 0.70; seed 1 (0.88) is beyond it.
+    f0, f1 = out['flyp']['beta@id_val']['seeds']
+    assert f0['head'] == 'beta0.5'
+    assert f0['vs_drm'] == pytest.approx(-0.04, abs=TOL)
+    assert f1['vs_drm'] is None
+    assert out['flyp']['beta@id_val']['vs_drm'] == [
+        pytest.approx(-0.04, abs=TOL), 0.0]
+    assert out['flyp']['beta@id_val']['n_vs_drm'] == 1
+
+
+def test_every_method_pooled_over_worlds_by_hand() -> None:
+    def world(seed, ood, vs_drm):
+        seeds = [dict(id=0.9, ood=o, vs_flyp=None, vs_drm=v)
+                 for o, v in zip(ood, vs_drm)]
+        heads = {h: dict(seeds=seeds) for h in ei.STANDING_HEADS}
+        return dict(seed=seed, methods={'lipsum': heads})
+    ws = [world(1, [0.60, 0.64], [-0.02, None]),
+          world(2, [0.70, 0.70], [-0.06, -0.04])]
+    [df, _] = worlds.pool_methods(ws)
+    assert (df['method'], df['head']) == ('lipsum', 'df')
+    # OOD: world means 0.62, 0.70 -> 0.66; world spread 0.08 / sqrt 2;
+    # seed stds 0.04 / sqrt 2 and 0 -> rms 0.02
+    assert df['ood']['mean'] == pytest.approx(0.66, abs=TOL)
+    assert df['ood']['world_spread'] == pytest.approx(0.08 / math.sqrt(2),
+                                                      abs=TOL)
+    assert df['ood']['seed_spread'] == pytest.approx(0.02, abs=TOL)
+    # vs DRM: world 1 has one seed (-0.02, std 0), world 2 mean -0.05
+    assert df['vs_drm']['mean'] == pytest.approx(-0.035, abs=TOL)
+    assert df['vs_flyp'] == dict(n_worlds=0, mean=None, world_spread=None,
+                                 seed_spread=None)
+    # world spread |-0.05 + 0.02| / sqrt 2 = 0.0212; seed stds 0 and
+    # 0.02 / sqrt 2 -> rms sqrt(0.0002 / 2) = 0.01
+    assert df['vs_drm']['seed_spread'] == pytest.approx(0.01, abs=TOL)
+    table = worlds.format_methods(worlds.pool_methods(ws), 2)
+    assert '| lipsum | df | 90.0 (0.0 / 0.0) | 66.0 (5.7 / 2.0) | n/a | ' \
+        '-3.5 (2.1 / 1.0) |' in table

@@ -19,7 +19,10 @@ Functions here read the summaries :func:`~.demo.run_demo` returns:
 * :func:`best_gap`: OOD accuracy minus the *best* of those curves at the
   same ID accuracy;
 * :func:`compare`: per DRM head and seed, that gap, the gap to FLYP's
-  same head (L_WRM's own share) and to FLYP's df curve (the old headline).
+  same head (L_WRM's own share) and to FLYP's df curve (the old headline);
+* :func:`method_standing`: every method of the study (baselines and DRM)
+  per head, against FLYP's and DRM's curves of the same head: where each
+  stands at equal inference.
 """
 from __future__ import annotations
 
@@ -215,6 +218,59 @@ def compare(summary: Mapping[str, Any], method: str = 'drm',
             stats[key] = _mean_std(values)
             stats[f'n_{key}'] = len(values)
         out['heads'][head] = stats
+    return out
+
+
+#: Heads :func:`method_standing` reports: the class-name head (what each
+#: method gives without dual inference) and the β chosen on ``id_val``
+#: (what it gives with DRM's inference).
+STANDING_HEADS: Tuple[str, ...] = ('df', 'beta@id_val')
+#: Curves every method is placed against.
+STANDING_REFERENCES: Tuple[str, ...] = ('flyp', 'drm')
+
+
+def method_standing(summary: Mapping[str, Any],
+                    heads: Sequence[str] = STANDING_HEADS,
+                    references: Sequence[str] = STANDING_REFERENCES,
+                    betas: Sequence[float] = BETA_GRID) -> Dict[str, Any]:
+    """Where every fine-tuning method of ``summary`` stands, head by head.
+
+    For each method and head of ``heads``, each seed's ID / OOD accuracy
+    at α = 1 (test splits) and its OOD minus the WiSE-FT curve (mean over
+    seeds) of each method of ``references`` with the *same* head
+    (``vs_flyp``, ``vs_drm``; None outside the curve's ID range), then
+    ``[mean, std]`` over seeds and ``n_<key>``. A method against its own
+    curve is left out (None), not reported as 0.
+
+    Returns:
+        dict: ``{method: {head: {'seeds': [...], 'id': [m, s], ...}}}`` in
+        the order the methods first appear in ``summary['runs']``.
+    """
+    methods = list(dict.fromkeys(r['method'] for r in summary['runs']))
+    curves = {(ref, head): mean_curve(
+        [r for r in summary['runs'] if r['method'] == ref], head, betas)
+        for ref in references if ref in methods for head in heads}
+    out: Dict[str, Any] = {}
+    for method in methods:
+        out[method] = {}
+        for head in heads:
+            seeds = []
+            for run in (r for r in summary['runs'] if r['method'] == method):
+                name = _head_of(run, head, betas)
+                i = run['final'][f'{name}/{ID_SET}/acc']
+                o = run['final'][f'{name}/{OOD_SET}/acc']
+                row = dict(seed=run['seed'], head=name, id=i, ood=o)
+                for ref in references:
+                    curve = curves.get((ref, head))
+                    row[f'vs_{ref}'] = (None if curve is None or ref == method
+                                        else ood_above_curve(curve, i, o))
+                seeds.append(row)
+            stats: Dict[str, Any] = dict(seeds=seeds)
+            for key in ['id', 'ood'] + [f'vs_{r}' for r in references]:
+                values = [s[key] for s in seeds if s[key] is not None]
+                stats[key] = _mean_std(values)
+                stats[f'n_{key}'] = len(values)
+            out[method][head] = stats
     return out
 
 

@@ -40,7 +40,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .demo import EXTRA_SPLITS, ID_SET, DemoSettings, _fingerprint, run_demo
 from .equal_inference import (BETA_GRID, BETA_RULES, COMPARED_HEADS,
-                              chosen_betas, compare)
+                              STANDING_HEADS, chosen_betas, compare,
+                              method_standing)
 from .paths import CHECKOUT_ROOT
 from .toy_world import class_habitats
 
@@ -57,8 +58,8 @@ DEFAULT_WORLDS_DATA = CHECKOUT_ROOT / 'data' / 'toy' / 'worlds'
 PREMISE_CD_MARGIN = 0.03
 PREMISE_FLYP_MARGIN = 0.02
 PREMISE_SPLITS = ('id_val', 'val')
-# Bump when a world.json holds something else.
-WORLDS_VERSION = 1
+# Bump when a world.json holds something else (2: every method's standing).
+WORLDS_VERSION = 2
 #: The headline rows of the report: (DRM head, quantity).
 HEADLINE = [('mixture', 'best'), ('beta@id_val', 'best'),
             ('beta@within1', 'best'), ('df', 'best'), ('cd', 'best'),
@@ -219,6 +220,7 @@ def run_world(settings: WorldsSettings, seed: int,
         pretrain_seed=demo.pretrain.seed, world_hash=demo.world.hash(),
         pretrain_hash=demo.pretrain.hash(), seeds=list(demo.seeds),
         premise=premise, comparison=compare(summary),
+        methods=method_standing(summary),
         chosen_betas=chosen_betas(summary),
         zero_shot={k: v for k, v in summary['zero_shot'].items()
                    if k.split('/')[0] in ('df', 'cd', 'mixture')},
@@ -261,6 +263,43 @@ def pool(worlds: Sequence[Mapping[str, Any]], head: str,
                 if stds else None)
 
 
+def _pool_values(per_world: Sequence[Sequence[float]]) -> Dict[str, Any]:
+    """Pooled statistics of per-world lists of per-seed values (as
+    :func:`pool`); empty lists (no seed had a value) are left out."""
+    stats = [_stats(v) for v in per_world if v]
+    means = [m for m, _ in stats]
+    return dict(n_worlds=len(means),
+                mean=statistics.fmean(means) if means else None,
+                world_spread=statistics.stdev(means) if len(means) > 1
+                else None,
+                seed_spread=math.sqrt(statistics.fmean(
+                    sd * sd for _, sd in stats)) if stats else None)
+
+
+#: Quantities of the every-method table, with their titles.
+STANDING_QUANTITIES = dict(id='ID acc', ood='OOD acc',
+                           vs_flyp='OOD vs FLYP same head',
+                           vs_drm='OOD vs DRM same head')
+
+
+def pool_methods(worlds: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Every method's standing (:func:`~.equal_inference.method_standing`)
+    pooled over ``worlds``: one row per method and head, each quantity of
+    :data:`STANDING_QUANTITIES` with its mean, world and seed spread."""
+    rows = []
+    methods = list(dict.fromkeys(m for w in worlds for m in w['methods']))
+    for method in methods:
+        for head in STANDING_HEADS:
+            row: Dict[str, Any] = dict(method=method, head=head)
+            for key in STANDING_QUANTITIES:
+                row[key] = _pool_values([
+                    [s[key] for s in w['methods'][method][head]['seeds']
+                     if s[key] is not None]
+                    for w in worlds if method in w['methods']])
+            rows.append(row)
+    return rows
+
+
 def summarize_worlds(worlds: Sequence[Mapping[str, Any]],
                      settings: WorldsSettings) -> Dict[str, Any]:
     """The pooled report over all worlds and over the premise worlds."""
@@ -274,7 +313,10 @@ def summarize_worlds(worlds: Sequence[Mapping[str, Any]],
     return dict(world_seeds=list(settings.world_seeds),
                 finetune_seeds=list(settings.base.seeds),
                 premise_worlds=[w['seed'] for w in holding],
-                worlds_gap_2=goal, rows=rows, worlds=list(worlds))
+                worlds_gap_2=goal, rows=rows,
+                methods=dict(all=pool_methods(worlds),
+                             premise=pool_methods(holding)),
+                worlds=list(worlds))
 
 
 def _world_mean(world: Mapping[str, Any], head: str,
@@ -348,6 +390,34 @@ def format_worlds(report: Mapping[str, Any]) -> str:
             f'{_pct(a["seed_spread"], False)} | {_pct(p["mean"])} | '
             f'{_pct(p["world_spread"], False)} | '
             f'{_pct(p["seed_spread"], False)} |')
+    lines += ['', format_methods(report['methods']['all'], len(worlds))]
+    return '\n'.join(lines)
+
+
+def format_methods(rows: Sequence[Mapping[str, Any]], n_worlds: int) -> str:
+    """The every-method table (Markdown, percent): per method and head,
+    ID and OOD accuracy at α = 1 and OOD minus FLYP's and DRM's WiSE-FT
+    curves of the same head, each as mean over worlds (world spread /
+    seed spread); ``[k of n]`` when only k worlds had a value."""
+    def cell(q, signed):
+        if q['mean'] is None:
+            return 'n/a'
+        text = (f'{_pct(q["mean"], signed)} ({_pct(q["world_spread"], False)}'
+                f' / {_pct(q["seed_spread"], False)})')
+        return text + (f' [{q["n_worlds"]} of {n_worlds}]'
+                       if q['n_worlds'] < n_worlds else '')
+    lines = ['Every method at equal inference, all worlds: mean over worlds '
+             '(world spread / seed spread); head df = class names only, '
+             'β@id_val = the mixture with β chosen on id_val; "OOD vs X same '
+             'head": OOD minus X\'s WiSE-FT curve of the same head at the '
+             'same ID (n/a: outside its ID range).', '',
+             '| method | head | ' + ' | '.join(STANDING_QUANTITIES.values())
+             + ' |', '|' + '---|' * (2 + len(STANDING_QUANTITIES))]
+    for row in rows:
+        cells = [cell(row[k], k.startswith('vs_')) for k in
+                 STANDING_QUANTITIES]
+        lines.append(f'| {row["method"]} | {row["head"]} | '
+                     + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -410,5 +480,6 @@ def run_worlds(settings: WorldsSettings,
 
 __all__ = ['WorldsSettings', 'world_settings',
            'validation_view', 'measure_premise', 'run_world', 'pool',
-           'summarize_worlds', 'format_worlds', 'plot_gain_vs_premise',
+           'summarize_worlds', 'format_worlds', 'pool_methods',
+           'format_methods', 'plot_gain_vs_premise',
            'run_worlds', 'BETA_RULES', 'COMPARED_HEADS']
