@@ -391,10 +391,16 @@ def format_worlds(report: Mapping[str, Any]) -> str:
             f'{_pct(p["world_spread"], False)} | '
             f'{_pct(p["seed_spread"], False)} |')
     lines += ['', format_methods(report['methods']['all'], len(worlds))]
+    holding = report['premise_worlds']
+    if holding and len(holding) < len(worlds):
+        lines += ['', format_methods(
+            report['methods']['premise'], len(holding),
+            f'premise worlds {holding}')]
     return '\n'.join(lines)
 
 
-def format_methods(rows: Sequence[Mapping[str, Any]], n_worlds: int) -> str:
+def format_methods(rows: Sequence[Mapping[str, Any]], n_worlds: int,
+                   worlds_label: str = 'all worlds') -> str:
     """The every-method table (Markdown, percent): per method and head,
     ID and OOD accuracy at α = 1 and OOD minus FLYP's and DRM's WiSE-FT
     curves of the same head, each as mean over worlds (world spread /
@@ -406,7 +412,8 @@ def format_methods(rows: Sequence[Mapping[str, Any]], n_worlds: int) -> str:
                 f' / {_pct(q["seed_spread"], False)})')
         return text + (f' [{q["n_worlds"]} of {n_worlds}]'
                        if q['n_worlds'] < n_worlds else '')
-    lines = ['Every method at equal inference, all worlds: mean over worlds '
+    lines = [f'Every method at equal inference, {worlds_label}: mean over '
+             'worlds '
              '(world spread / seed spread); head df = class names only, '
              'β@id_val = the mixture with β chosen on id_val; "OOD vs X same '
              'head": OOD minus X\'s WiSE-FT curve of the same head at the '
