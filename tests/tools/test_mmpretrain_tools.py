@@ -130,3 +130,61 @@ def test_mmpretrain_train_smoke_config_without_extra_flags(
           work, '--cfg-options', f'data_root={fake_iwildcam_root}',
           'train_cfg.max_epochs=1'], str(tmp_path))
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+
+BASELINE_CHILD = '''_base_ = [{base!r}]
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['drm_mm'], allow_failed_imports=False)
+data_root = {root!r}
+test_pipeline = [
+    dict(type='drm_mm.LoadImageDraft', min_size=32),
+    dict(type='ResizeEdge', scale=32, edge='short', backend='pillow'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
+]
+train_pipeline = [
+    dict(type='drm_mm.LoadImageDraft', min_size=32),
+    dict(type='RandomResizedCrop', scale=32, backend='pillow'),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
+]
+model = dict(clip=dict(model_name='drm-tiny-vit', pretrained=None),
+             classnames={names!r}, templates=['a photo of a {{c}}.'])
+loader = dict(num_workers=0, persistent_workers=False, pin_memory=False)
+train_dataloader = dict(batch_size=8, **loader,
+                        dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=16, **loader, id_val=dict(dataset=dict(
+    pipeline=test_pipeline)))
+test_dataloader = dict(
+    batch_size=16, **loader, dataset=dict(pipeline=test_pipeline),
+    **{{s: dict(dataset=dict(pipeline=test_pipeline)) for s in {sets!r}}})
+train_cfg = dict(max_epochs=1)
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False,
+                        begin=0, end=2)]
+default_hooks = dict(logger=dict(interval=1))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['l2sp', 'carft', 'lipsum'])
+def test_mmpretrain_tools_train_and_test_a_regulariser_baseline(
+        tmp_path, fake_iwildcam_root, method):
+    """A user's child of ``configs/baselines/<method>_vitb16_iwildcam.py``
+    (tiny CLIP, fake iWildCam) trains with MMPretrain's train.py, logs the
+    regulariser's loss, and tests on every set with its test.py."""
+    path = tmp_path / 'my_project' / f'my_{method}.py'
+    path.parent.mkdir(parents=True)
+    path.write_text(BASELINE_CHILD.format(
+        base=get_config_path(f'baselines/{method}_vitb16_iwildcam.py'),
+        root=str(fake_iwildcam_root),
+        names=list(get_classnames('iwildcam')[:6]), sets=SETS))
+    work = str(tmp_path / 'work')
+    cwd = str(path.parent)
+    log = _run([osp.join(MM_TOOLS, 'train.py'), str(path), '--work-dir',
+                work], cwd)
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    term = dict(l2sp='loss_l2sp', carft='loss_carft', lipsum='loss_lipsum')
+    assert f'{term[method]}: ' in log, log[-2000:]
+    log = _run([osp.join(MM_TOOLS, 'test.py'), str(path),
+                osp.join(work, 'epoch_1.pth'), '--work-dir', work], cwd)
+    for s in SETS:
+        assert f'{s}/macro_f1: ' in log, s
