@@ -20,7 +20,10 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MM_TOOLS = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'tools')
 SETS = ('id_val', 'id_test', 'val', 'test')
 
-CHILD = '''_base_ = [{base!r}]
+# The top, pipelines and loaders of a user's child config of a drm_mm
+# config (format fields: base, root, sets); each test adds its own model
+# and schedule.
+CHILD_TOP = '''_base_ = [{base!r}]
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['drm_mm'], allow_failed_imports=False)
 data_root = {root!r}
@@ -35,10 +38,8 @@ train_pipeline = [
     dict(type='RandomResizedCrop', scale=32, backend='pillow'),
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
 ]
-model = dict(clip=dict(model_name='drm-tiny-vit', pretrained=None),
-             classnames={names!r}, templates=['a photo of a {{c}}.'],
-             descriptions=dict(_delete_=True, **{descriptions!r}))
-loader = dict(num_workers=0, persistent_workers=False, pin_memory=False)
+'''
+CHILD_LOADERS = '''loader = dict(num_workers=0, persistent_workers=False, pin_memory=False)
 train_dataloader = dict(batch_size=8, **loader,
                         dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=16, **loader, id_val=dict(dataset=dict(
@@ -46,7 +47,11 @@ val_dataloader = dict(batch_size=16, **loader, id_val=dict(dataset=dict(
 test_dataloader = dict(
     batch_size=16, **loader, dataset=dict(pipeline=test_pipeline),
     **{{s: dict(dataset=dict(pipeline=test_pipeline)) for s in {sets!r}}})
-train_cfg = dict(max_epochs=2)
+'''
+CHILD = CHILD_TOP + '''model = dict(clip=dict(model_name='drm-tiny-vit', pretrained=None),
+             classnames={names!r}, templates=['a photo of a {{c}}.'],
+             descriptions=dict(_delete_=True, **{descriptions!r}))
+''' + CHILD_LOADERS + '''train_cfg = dict(max_epochs=2)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False,
                         begin=0, end=2)]
 custom_hooks = [dict(type='drm_mm.SoftLabelCacheHook', batch_size=16,
@@ -132,32 +137,9 @@ def test_mmpretrain_train_smoke_config_without_extra_flags(
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
 
 
-BASELINE_CHILD = '''_base_ = [{base!r}]
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['drm_mm'], allow_failed_imports=False)
-data_root = {root!r}
-test_pipeline = [
-    dict(type='drm_mm.LoadImageDraft', min_size=32),
-    dict(type='ResizeEdge', scale=32, edge='short', backend='pillow'),
-    dict(type='CenterCrop', crop_size=32),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
-]
-train_pipeline = [
-    dict(type='drm_mm.LoadImageDraft', min_size=32),
-    dict(type='RandomResizedCrop', scale=32, backend='pillow'),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'location')),
-]
-model = dict(clip=dict(model_name='drm-tiny-vit', pretrained=None),
+BASELINE_CHILD = CHILD_TOP + '''model = dict(clip=dict(model_name='drm-tiny-vit', pretrained=None),
              classnames={names!r}, templates=['a photo of a {{c}}.'])
-loader = dict(num_workers=0, persistent_workers=False, pin_memory=False)
-train_dataloader = dict(batch_size=8, **loader,
-                        dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=16, **loader, id_val=dict(dataset=dict(
-    pipeline=test_pipeline)))
-test_dataloader = dict(
-    batch_size=16, **loader, dataset=dict(pipeline=test_pipeline),
-    **{{s: dict(dataset=dict(pipeline=test_pipeline)) for s in {sets!r}}})
-train_cfg = dict(max_epochs=1)
+''' + CHILD_LOADERS + '''train_cfg = dict(max_epochs=1)
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False,
                         begin=0, end=2)]
 default_hooks = dict(logger=dict(interval=1))

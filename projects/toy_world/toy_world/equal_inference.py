@@ -170,6 +170,29 @@ def _mean_std(values: Sequence[float]) -> List[float]:
             statistics.stdev(values) if len(values) > 1 else 0.0]
 
 
+def _final_points(summary: Mapping[str, Any], method: str, head: str,
+                  betas: Sequence[float]):
+    """For each run of ``method``: ``(run, head name, ID acc, OOD acc)`` of
+    ``head`` at α = 1 on the test splits (a chosen-β head resolved per
+    run)."""
+    for run in (r for r in summary['runs'] if r['method'] == method):
+        name = _head_of(run, head, betas)
+        yield (run, name, run['final'][f'{name}/{ID_SET}/acc'],
+               run['final'][f'{name}/{OOD_SET}/acc'])
+
+
+def _seed_stats(seeds: Sequence[Mapping[str, Any]],
+                keys: Sequence[str]) -> Dict[str, Any]:
+    """``{'seeds': seeds, key: [mean, std], 'n_<key>': count}`` over the
+    seeds whose ``key`` is not None."""
+    stats: Dict[str, Any] = dict(seeds=list(seeds))
+    for key in keys:
+        values = [s[key] for s in seeds if s[key] is not None]
+        stats[key] = _mean_std(values)
+        stats[f'n_{key}'] = len(values)
+    return stats
+
+
 def compare(summary: Mapping[str, Any], method: str = 'drm',
             heads: Sequence[str] = COMPARED_HEADS,
             baselines: Optional[Sequence[str]] = None,
@@ -199,10 +222,7 @@ def compare(summary: Mapping[str, Any], method: str = 'drm',
                                heads={})
     for head in heads:
         seeds = []
-        for run in (r for r in summary['runs'] if r['method'] == method):
-            name = _head_of(run, head, betas)
-            i = run['final'][f'{name}/{ID_SET}/acc']
-            o = run['final'][f'{name}/{OOD_SET}/acc']
+        for run, name, i, o in _final_points(summary, method, head, betas):
             gap, best = best_gap(curves, i, o)
             seeds.append(dict(
                 seed=run['seed'], head=name, id=i, ood=o, best=gap,
@@ -212,12 +232,8 @@ def compare(summary: Mapping[str, Any], method: str = 'drm',
                 flyp_df=ood_above_curve(flyp['df'], i, o) if 'df' in flyp
                 else None,
                 id_vs_flyp=None if flyp_id is None else i - flyp_id))
-        stats = dict(seeds=seeds)
-        for key in ('id', 'ood', 'best', 'same', 'flyp_df', 'id_vs_flyp'):
-            values = [s[key] for s in seeds if s[key] is not None]
-            stats[key] = _mean_std(values)
-            stats[f'n_{key}'] = len(values)
-        out['heads'][head] = stats
+        out['heads'][head] = _seed_stats(
+            seeds, ('id', 'ood', 'best', 'same', 'flyp_df', 'id_vs_flyp'))
     return out
 
 
@@ -255,22 +271,16 @@ def method_standing(summary: Mapping[str, Any],
         out[method] = {}
         for head in heads:
             seeds = []
-            for run in (r for r in summary['runs'] if r['method'] == method):
-                name = _head_of(run, head, betas)
-                i = run['final'][f'{name}/{ID_SET}/acc']
-                o = run['final'][f'{name}/{OOD_SET}/acc']
+            for run, name, i, o in _final_points(summary, method, head,
+                                                 betas):
                 row = dict(seed=run['seed'], head=name, id=i, ood=o)
                 for ref in references:
                     curve = curves.get((ref, head))
                     row[f'vs_{ref}'] = (None if curve is None or ref == method
                                         else ood_above_curve(curve, i, o))
                 seeds.append(row)
-            stats: Dict[str, Any] = dict(seeds=seeds)
-            for key in ['id', 'ood'] + [f'vs_{r}' for r in references]:
-                values = [s[key] for s in seeds if s[key] is not None]
-                stats[key] = _mean_std(values)
-                stats[f'n_{key}'] = len(values)
-            out[method][head] = stats
+            out[method][head] = _seed_stats(
+                seeds, ['id', 'ood'] + [f'vs_{r}' for r in references])
     return out
 
 
