@@ -71,9 +71,9 @@ class L2SPLoss(nn.Module):
     α = 0.1 and β = 0.01 are the values of the first author's public
     training script; the penalty here covers every parameter the
     pre-trained model has (that code's all-parameter mode, not its default
-    kernels-only run; docs/baselines.md says why). With L2-SP the optimizer's own weight decay must be 0 on
-    the pre-trained parameters, or they are pulled both to w⁰ and to 0
-    (docs/baselines.md).
+    kernels-only run; docs/baselines.md says why). With L2-SP the
+    optimizer's own weight decay must be 0 on the pre-trained parameters,
+    or they are pulled both to w⁰ and to 0 (docs/baselines.md).
 
     Args:
         alpha (float): α, the weight of the pull towards the pre-trained

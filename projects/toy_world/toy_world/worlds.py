@@ -246,21 +246,15 @@ def pool(worlds: Sequence[Mapping[str, Any]], head: str,
     ``world_spread`` (sample std of the world means), ``seed_spread``
     (root mean square of the per-world seed stds); worlds where no seed
     had a value (ID outside every curve) are left out and counted."""
-    per_world = []
+    per_world, values = [], []
     for w in worlds:
-        values = [s[quantity] for s in w['comparison']['heads'][head]['seeds']
-                  if s[quantity] is not None]
-        per_world.append(dict(seed=w['seed'], n=len(values),
-                              stats=_stats(values)))
-    means = [p['stats'][0] for p in per_world if p['stats']]
-    stds = [p['stats'][1] for p in per_world if p['stats']]
+        values.append([s[quantity]
+                       for s in w['comparison']['heads'][head]['seeds']
+                       if s[quantity] is not None])
+        per_world.append(dict(seed=w['seed'], n=len(values[-1]),
+                              stats=_stats(values[-1])))
     return dict(head=head, quantity=quantity, per_world=per_world,
-                n_worlds=len(means),
-                mean=statistics.fmean(means) if means else None,
-                world_spread=statistics.stdev(means) if len(means) > 1
-                else None,
-                seed_spread=math.sqrt(statistics.fmean(s * s for s in stds))
-                if stds else None)
+                **_pool_values(values))
 
 
 def _pool_values(per_world: Sequence[Sequence[float]]) -> Dict[str, Any]:
