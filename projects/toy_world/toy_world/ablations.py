@@ -14,11 +14,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import statistics
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .demo import (ID_SET, OOD_SET, DemoSettings, _reference_curve,
-                   beta_head, ood_above_curve, run_demo)
+                   beta_head, mean_std, ood_above_curve, run_demo)
 
 _SOFT = 'model.soft_labels.'
 #: ablation -> variant -> config overrides of the DRM config.
@@ -90,13 +89,6 @@ def ablation_heads(name: str) -> List[str]:
     return list(TRAINED_HEADS)
 
 
-def _mean_std(values: Sequence[float]) -> List[float]:
-    if not values:
-        return []
-    return [statistics.fmean(values),
-            statistics.stdev(values) if len(values) > 1 else 0.0]
-
-
 def head_stats(summary: Mapping[str, Any], head: str) -> Dict[str, Any]:
     """ID / OOD acc of ``head`` over the DRM runs of ``summary`` and, per
     seed, its OOD minus the reference FLYP WiSE-FT curve (mean ± std;
@@ -108,8 +100,8 @@ def head_stats(summary: Mapping[str, Any], head: str) -> Dict[str, Any]:
     gaps = [] if curve is None else [
         g for g in (ood_above_curve(curve, i, o) for i, o in zip(ids, oods))
         if g is not None]
-    return dict(head=head, id=_mean_std(ids), ood=_mean_std(oods),
-                gap=_mean_std(gaps), n=len(runs), n_gap=len(gaps))
+    return dict(head=head, id=mean_std(ids), ood=mean_std(oods),
+                gap=mean_std(gaps), n=len(runs), n_gap=len(gaps))
 
 
 def run_ablation(name: str, base: DemoSettings, work_dir: str,

@@ -568,10 +568,14 @@ def run_demo(settings: DemoSettings = DemoSettings(),
 
 
 # -------------------------------------------------------------- summary
-def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return mean, std
+def mean_std(values: Sequence[float]) -> List[float]:
+    """``[mean, sample std]`` of ``values`` over seeds (std 0 for one
+    value), ``[]`` for none: the one spread statistic of the study, its
+    ablations and the worlds report."""
+    if not values:
+        return []
+    return [statistics.fmean(values),
+            statistics.stdev(values) if len(values) > 1 else 0.0]
 
 
 def summarize(settings: DemoSettings, zero_shot: Mapping[str, float],
@@ -592,7 +596,7 @@ def summarize(settings: DemoSettings, zero_shot: Mapping[str, float],
             row = dict(method=method, head=head, n=len(mine))
             for s in (ID_SET, OOD_SET):
                 for m in METRICS:
-                    row[f'{s}/{m}'] = list(_mean_std(
+                    row[f'{s}/{m}'] = list(mean_std(
                         [r['final'][f'{head}/{s}/{m}'] for r in mine]))
             rows.append(row)
         for head in heads:
@@ -749,7 +753,7 @@ def _wise_ft_lines(summary: Mapping[str, Any]) -> List[str]:
         if not values:
             gap = 'n/a'
         else:
-            mean, std = _mean_std(values)
+            mean, std = mean_std(values)
             gap = f'{100 * mean:+.1f} ± {100 * std:.1f}' + (
                 f' ({len(values)} of {n_seeds} seeds)'
                 if len(values) < n_seeds else '')

@@ -30,7 +30,7 @@ import statistics
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, \
     Tuple
 
-from .demo import ID_SET, OOD_SET, beta_head, ood_above_curve
+from .demo import ID_SET, OOD_SET, beta_head, mean_std, ood_above_curve
 
 #: β grid the choice on ``id_val`` reads (0: cd only, 1: df only).
 BETA_GRID: Tuple[float, ...] = tuple(i / 10 for i in range(11))
@@ -163,13 +163,6 @@ def best_gap(curves: Sequence[Mapping[str, Any]], id_acc: float,
     return min(gaps, key=lambda t: t[0])
 
 
-def _mean_std(values: Sequence[float]) -> List[float]:
-    if not values:
-        return []
-    return [statistics.fmean(values),
-            statistics.stdev(values) if len(values) > 1 else 0.0]
-
-
 def _final_points(summary: Mapping[str, Any], method: str, head: str,
                   betas: Sequence[float]):
     """For each run of ``method``: ``(run, head name, ID acc, OOD acc)`` of
@@ -188,7 +181,7 @@ def _seed_stats(seeds: Sequence[Mapping[str, Any]],
     stats: Dict[str, Any] = dict(seeds=list(seeds))
     for key in keys:
         values = [s[key] for s in seeds if s[key] is not None]
-        stats[key] = _mean_std(values)
+        stats[key] = mean_std(values)
         stats[f'n_{key}'] = len(values)
     return stats
 

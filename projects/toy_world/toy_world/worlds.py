@@ -38,7 +38,8 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from .demo import EXTRA_SPLITS, ID_SET, DemoSettings, _fingerprint, run_demo
+from .demo import (EXTRA_SPLITS, ID_SET, DemoSettings, _fingerprint,
+                   mean_std, run_demo)
 from .equal_inference import (BETA_GRID, BETA_RULES, COMPARED_HEADS,
                               STANDING_HEADS, chosen_betas, compare,
                               method_standing)
@@ -232,13 +233,6 @@ def run_world(settings: WorldsSettings, seed: int,
 
 
 # ---------------------------------------------------------------- pool
-def _stats(values: Sequence[float]) -> List[float]:
-    if not values:
-        return []
-    return [statistics.fmean(values),
-            statistics.stdev(values) if len(values) > 1 else 0.0]
-
-
 def pool(worlds: Sequence[Mapping[str, Any]], head: str,
          quantity: str) -> Dict[str, Any]:
     """One quantity of one DRM head over worlds: per world its mean and
@@ -252,7 +246,7 @@ def pool(worlds: Sequence[Mapping[str, Any]], head: str,
                        for s in w['comparison']['heads'][head]['seeds']
                        if s[quantity] is not None])
         per_world.append(dict(seed=w['seed'], n=len(values[-1]),
-                              stats=_stats(values[-1])))
+                              stats=mean_std(values[-1])))
     return dict(head=head, quantity=quantity, per_world=per_world,
                 **_pool_values(values))
 
@@ -260,7 +254,7 @@ def pool(worlds: Sequence[Mapping[str, Any]], head: str,
 def _pool_values(per_world: Sequence[Sequence[float]]) -> Dict[str, Any]:
     """Pooled statistics of per-world lists of per-seed values (as
     :func:`pool`); empty lists (no seed had a value) are left out."""
-    stats = [_stats(v) for v in per_world if v]
+    stats = [mean_std(v) for v in per_world if v]
     means = [m for m, _ in stats]
     return dict(n_worlds=len(means),
                 mean=statistics.fmean(means) if means else None,
@@ -407,8 +401,7 @@ def format_methods(rows: Sequence[Mapping[str, Any]], n_worlds: int,
         return text + (f' [{q["n_worlds"]} of {n_worlds}]'
                        if q['n_worlds'] < n_worlds else '')
     lines = [f'Every method at equal inference, {worlds_label}: mean over '
-             'worlds '
-             '(world spread / seed spread); head df = class names only, '
+             'worlds (world spread / seed spread); head df = class names only, '
              'β@id_val = the mixture with β chosen on id_val; "OOD vs X same '
              'head": OOD minus X\'s WiSE-FT curve of the same head at the '
              'same ID (n/a: outside its ID range).', '',
